@@ -1,0 +1,50 @@
+"""ldns-framework: plugin-based generative models of neural spiking data (LDNS).
+
+The public API for users and plugin authors. Names that need torch (the interfaces and
+:class:`Batch`) are imported on first use, so that plugin discovery stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from ldns_framework._markers import PLUGIN_API_VERSION, PROJECT_NAME, hookimpl, hookspec
+from ldns_framework.config import option
+from ldns_framework.data import SpikeData
+from ldns_framework.errors import DataError, LdnsError, PluginError, SpecError
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Batch": "ldns_framework.batch",
+    "Conditioner": "ldns_framework.interfaces",
+    "DataSource": "ldns_framework.interfaces",
+    "Encoder": "ldns_framework.interfaces",
+    "LatentGenerator": "ldns_framework.interfaces",
+    "Metric": "ldns_framework.interfaces",
+    "ObservationModel": "ldns_framework.interfaces",
+}
+
+__all__ = [
+    "PLUGIN_API_VERSION",
+    "PROJECT_NAME",
+    "DataError",
+    "LdnsError",
+    "PluginError",
+    "SpecError",
+    "SpikeData",
+    "__version__",
+    "hookimpl",
+    "hookspec",
+    "option",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ldns_framework' has no attribute {name!r}")

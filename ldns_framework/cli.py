@@ -1,0 +1,240 @@
+"""The ``ldns`` command line: the composition root, the one place that wires the registry to the core.
+
+Exit codes: 0 success, 2 bad input (spec, data, plugin), 1 unexpected failure. Errors are printed
+on stderr as one line each, without a traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ldns_framework import __version__
+from ldns_framework.errors import LdnsError
+from ldns_framework.spec import apply_overrides, load_spec_file
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    from ldns_registry import Registry
+
+    return Registry.discover(disabled=args.disable_plugin, strict=True if args.strict_plugins else None,
+                             trace=True if args.trace_plugins else None)
+
+
+def _resolved_spec(args: argparse.Namespace, registry: Any) -> Any:
+    raw = apply_overrides(load_spec_file(args.spec), args.set)
+    return registry.resolve(raw)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    components = [entry.as_dict() for entry in registry.catalogue]
+    if args.verbose:
+        for row in components:
+            try:
+                cls = registry.component_class(row["kind"], row["name"])
+                row["config"] = f"{cls.config_class.__module__}.{cls.config_class.__qualname__}"
+            except LdnsError as exc:
+                row["error"] = str(exc)
+    failures = [{"plugin": f.provider.plugin, "distribution": f.provider.distribution,
+                 "version": f.provider.version, "error": f.error} for f in registry.failures.values()]
+    conflicts = [c.message() for c in registry.catalogue.conflicts.values()]
+    if args.json:
+        print(json.dumps({"components": components, "failures": failures, "conflicts": conflicts,
+                          "disabled": sorted(registry.disabled)}, indent=2))
+        return EXIT_OK
+    columns = ("kind", "name", "plugin", "distribution", "version", "summary")
+    widths = {c: max([len(c)] + [len(str(r[c])) for r in components]) for c in columns[:-1]}
+    print("  ".join(c.upper().ljust(widths.get(c, 0)) for c in columns))
+    for row in components:
+        print("  ".join(str(row[c]).ljust(widths.get(c, 0)) for c in columns))
+        for extra in ("config", "error"):
+            if extra in row:
+                print(f"    {extra}: {row[extra]}")
+    for failure in failures:
+        print(f"FAILED plugin {failure['plugin']} ({failure['distribution']} {failure['version']}): {failure['error']}")
+    for conflict in conflicts:
+        print(f"CONFLICT {conflict}")
+    if registry.disabled:
+        print(f"disabled: {', '.join(sorted(registry.disabled))}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = _resolved_spec(args, _registry(args))
+    sys.stdout.write(spec.to_yaml())
+    print(f"{args.spec}: valid", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    spec = _resolved_spec(args, registry)
+    data = registry.build("data", spec.components["data"]).load()
+    summary = data.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    print(f"trials       {summary['trials']}  ({', '.join(f'{k} {v}' for k, v in summary['splits'].items())})")
+    print(f"neurons      {summary['neurons']}")
+    print(f"bins         {summary['bins']} x {summary['bin_width_s'] * 1000:g} ms")
+    lengths = summary["lengths"]
+    print(f"lengths      min {lengths['min']}, mean {lengths['mean']:.1f}, max {lengths['max']}")
+    print(f"mean rate    {summary['mean_count_per_bin']:.4f} spikes/bin ({summary['mean_rate_hz']:.2f} Hz)")
+    for name, shape in summary["covariates"].items():
+        print(f"covariate    {name} {tuple(shape)}")
+    return EXIT_OK
+
+
+def cmd_spec_docs(args: argparse.Namespace) -> int:
+    from ldns_framework.specdocs import render
+
+    registry = _registry(args)
+    builtin = [(e.kind, e.name, registry.component_class(e.kind, e.name).config_class, e.summary)
+               for e in registry.catalogue if args.all or e.provider.distribution == "ldns-framework"]
+    text = render(builtin)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        from ldns_framework.rundir import write_text
+
+        write_text(args.out, text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ldns_framework.pipeline import Pipeline
+
+    registry = _registry(args)
+    out = Path(args.out)
+    if args.spec is None:
+        if not args.resume:
+            raise LdnsError("train: give a SPEC, or --resume to continue the run in --out")
+        if not (out / "spec.yaml").is_file():
+            raise LdnsError(f"{out}: not a run directory (no spec.yaml) to resume")
+        spec_source: Any = out / "spec.yaml"
+    else:
+        spec_source = args.spec
+    raw = apply_overrides(load_spec_file(spec_source), args.set)
+    pipeline = Pipeline(registry.resolve(raw), registry)
+    pipeline.fit(run_dir=out, until=args.until, resume=args.resume, progress=not args.no_progress)
+    print(f"run directory: {out}")
+    return EXIT_OK
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ldns_framework.pipeline import Pipeline
+    from ldns_framework.rundir import atomic_path
+
+    pipeline = Pipeline.load(args.run, _registry(args))
+    if args.data is not None:
+        encoded = pipeline.encode(_data_from_argument(args.data, pipeline))
+    else:
+        encoded = pipeline.encode_split(args.split)
+    with atomic_path(args.out) as tmp:
+        np.savez_compressed(tmp, **encoded.to_npz_dict())
+    print(f"wrote {args.out}: {encoded.latents.shape[0]} trials, latents {encoded.latents.shape}, rates {encoded.rates.shape}")
+    return EXIT_OK
+
+
+def _data_from_argument(source: str, pipeline: Any) -> Any:
+    """``--data``: an .npz file (read by the arrays source) or a spec whose data section is used."""
+    if source.endswith(".npz"):
+        return pipeline.registry.build("data", {"type": "arrays", "path": source}, path="--data").load()
+    raw = load_spec_file(source)
+    if "data" not in raw:
+        raise LdnsError(f"{source}: expected a spec with a data section, or an .npz file")
+    return pipeline.registry.build("data", raw["data"], path="data").load()
+
+
+def _add_spec_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="path of a YAML spec")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec key, e.g. --set encoder.latent_dim=16 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ldns", description="Latent diffusion models of neural spiking data.")
+    parser.add_argument("--version", action="version", version=f"ldns-framework {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                        help="do not load the plugin NAME (repeatable; also LDNS_DISABLE_PLUGINS=a,b)")
+    parser.add_argument("--strict-plugins", action="store_true",
+                        help="fail if any plugin fails to load or conflicts (also LDNS_STRICT_PLUGINS=1)")
+    parser.add_argument("--trace-plugins", action="store_true", help="trace hook calls on stderr (also LDNS_TRACE_PLUGINS=1)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plugins = commands.add_parser("plugins", help="list registered components and broken plugins")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    plugins.add_argument("--verbose", action="store_true", help="also import each component and show its config class")
+    plugins.set_defaults(func=cmd_plugins)
+
+    validate = commands.add_parser("validate", help="validate a spec and print it with every default filled in")
+    _add_spec_args(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    data = commands.add_parser("data", help="load the spec's data source and summarise it")
+    _add_spec_args(data)
+    data.add_argument("--json", action="store_true", help="machine-readable output")
+    data.set_defaults(func=cmd_data)
+
+    train = commands.add_parser("train", help="train every stage of a spec into a run directory")
+    train.add_argument("spec", nargs="?", help="path of a YAML spec (omit with --resume to use the run's own)")
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--until", help="stop after this stage (data, encoder, observation)")
+    train.add_argument("--resume", action="store_true", help="continue a stopped run from its checkpoints")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
+
+    encode = commands.add_parser("encode", help="infer latents and rates of real trials")
+    encode.add_argument("run", help="run directory")
+    group = encode.add_mutually_exclusive_group()
+    group.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="split of the run's data")
+    group.add_argument("--data", help="other data: an .npz file or a spec with a data section")
+    encode.add_argument("--out", required=True, help="output .npz")
+    encode.set_defaults(func=cmd_encode)
+
+    spec_docs = commands.add_parser("spec-docs", help="write the spec reference generated from the config classes")
+    spec_docs.add_argument("--out", default="docs/spec-reference.md", help="output file, or - for stdout")
+    spec_docs.add_argument("--all", action="store_true", help="include third-party plugins")
+    spec_docs.set_defaults(func=cmd_spec_docs)
+    return parser
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command, turning errors into one-line messages and exit codes."""
+    try:
+        return func(args)
+    except LdnsError as exc:
+        if args.debug:
+            traceback.print_exc()
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: say what, point to --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""Hook specifications: the contract between ldns-framework and its plugins.
+
+A plugin is a module named by an entry point in the ``ldns_framework`` group. It implements
+any of these hooks with ``@ldns_framework.hookimpl``. Hook arguments are add-only within a
+plugin API version (``ldns_framework.PLUGIN_API_VERSION``); implementations may accept any
+subset of the arguments, as pluggy allows.
+
+Docstrings here are the plugin-author documentation (a test checks every hook has one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ldns_framework._markers import hookspec
+
+
+@hookspec
+def ldns_register_components(registrar: Any) -> None:
+    """Register the components this plugin provides.
+
+    Call ``registrar.add(kind, name, "package.module:ClassName", summary="...")`` once per
+    component. ``kind`` is one of ``encoder``, ``observation``, ``generator``, ``conditioner``,
+    ``data``, ``metric``; ``name`` is what specs write as ``type:``. Give an import string, not
+    the class: discovery must stay fast and must not import torch-heavy modules. The class is
+    imported when a spec uses it (or ``ldns plugins --verbose`` lists it) and must define
+    ``config_class``, a frozen attrs class whose fields all have defaults.
+
+    Example::
+
+        @hookimpl
+        def ldns_register_components(registrar):
+            registrar.add("observation", "negative-binomial",
+                          "my_pkg.nb:NegativeBinomial", summary="Gamma-Poisson counts")
+    """
+
+
+@hookspec
+def ldns_stage_start(stage: str, run_dir: Any, spec: Any) -> None:
+    """Called before a pipeline stage runs (``data``, ``encoder``, ``observation``, ...).
+
+    ``run_dir`` is the run directory (a ``pathlib.Path``) and ``spec`` the resolved spec
+    (``ldns_framework.spec.ResolvedSpec``). Use it to start a logger or a timer. Stages that a
+    resumed run finds already complete are not started again.
+    """
+
+
+@hookspec
+def ldns_stage_end(stage: str, run_dir: Any, summary: dict) -> None:
+    """Called after a pipeline stage completed, with a JSON-ready ``summary`` of what it produced
+    (for a training stage: epochs run, best epoch, best validation loss)."""
+
+
+@hookspec
+def ldns_epoch_end(stage: str, epoch: int, record: dict) -> None:
+    """Called after every training epoch of every stage, with the record written to the stage's
+    ``log.jsonl`` (``epoch``, ``step``, ``lr``, ``train_<part>``, ``val_<part>`` when validated,
+    ``seconds``). Use it to forward metrics to an experiment tracker. Called on rank zero only."""

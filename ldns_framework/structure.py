@@ -1,0 +1,134 @@
+"""Spec sections -> typed config objects, with errors that name the full key path.
+
+Leaf values are structured by a strict cattrs converter (no silent ``"3" -> 3`` or
+``3.7 -> 3``); attrs classes are walked here so that every unknown key, wrong type and
+out-of-range value is reported with its dotted path and, for typos, a did-you-mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+import cattrs
+
+from ldns_framework.config import COERCE_KEY, did_you_mean, expectation
+from ldns_framework.errors import SpecError, SpecErrors
+
+
+def _strict_int(value: Any, _type: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(value)
+    return value
+
+
+def _strict_float(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(value)
+    return float(value)
+
+
+def _strict_str(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+def _strict_bool(value: Any, _type: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(value)
+    return value
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(float, _strict_float)
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook(bool, _strict_bool)
+    return converter
+
+
+_CONVERTER = _make_converter()
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def structure_config(cls: type, data: Any, path: str = "") -> Any:
+    """Build ``cls`` (a frozen attrs config class) from a mapping; raise :class:`SpecErrors` listing every problem."""
+    errors: list[SpecError] = []
+    value = _structure_class(cls, data, path, errors)
+    if errors:
+        raise SpecErrors(errors)
+    return value
+
+
+def _structure_class(cls: type, data: Any, path: str, errors: list[SpecError]) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        errors.append(SpecError(path, f"expected a mapping of {cls.__name__} options, got {data!r}"))
+        return None
+    fields = {f.name: f for f in attrs.fields(attrs.resolve_types(cls))}
+    for key in data:
+        if key not in fields:
+            known = ", ".join(fields) or "none"
+            errors.append(SpecError(_join(path, str(key)), f"unknown key{did_you_mean(key, fields)}; known keys: {known}"))
+    n_errors = len(errors)
+    kwargs = {}
+    for name, field in fields.items():
+        if name not in data:
+            continue
+        kwargs[name] = _structure_field(field, data[name], _join(path, name), errors)
+    if len(errors) > n_errors or len(kwargs) < sum(1 for k in data if k in fields):
+        return None
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # cross-field checks in __attrs_post_init__
+        errors.append(SpecError(path, str(exc)))
+        return None
+
+
+def _structure_field(field: attrs.Attribute, value: Any, path: str, errors: list[SpecError]) -> Any:
+    field_type = field.type
+    if attrs.has(field_type):
+        return _structure_class(field_type, value, path, errors)
+    coerce = field.metadata.get(COERCE_KEY)
+    if coerce is not None and value is not None:
+        value = coerce(value)
+    try:
+        result = _CONVERTER.structure(value, field_type)
+    except Exception as exc:  # cattrs raises many types; each becomes one line with the path
+        errors.append(SpecError(path, f"expected {expectation(field)}, got {value!r}{_inner_location(exc)}"))
+        return None
+    if field.validator is not None:
+        try:
+            field.validator(None, field, result)
+        except (TypeError, ValueError) as exc:
+            errors.append(SpecError(path, str(exc)))
+            return None
+    return result
+
+
+def _inner_location(exc: Exception) -> str:
+    """' (at [1])' for a bad element inside a list or tuple, else ''."""
+    if not isinstance(exc, cattrs.BaseValidationError):
+        return ""
+    locations = [m.split(" @ $", 1)[1] for m in cattrs.transform_error(exc) if " @ $" in m]
+    locations = [loc for loc in locations if loc]
+    return f" (at {locations[0]})" if locations else ""
+
+
+def unstructure_config(instance: Any) -> dict[str, Any]:
+    """Plain, YAML-ready dict of a config object (tuples become lists)."""
+    return _plain(attrs.asdict(instance, recurse=True))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

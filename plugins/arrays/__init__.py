@@ -1,0 +1,9 @@
+"""The ``arrays`` data source plugin: spike counts from a ``.npz`` file."""
+
+from ldns_framework import hookimpl
+
+
+@hookimpl
+def ldns_register_components(registrar):
+    registrar.add("data", "arrays", "ldns_plugins.arrays.source:ArraysSource",
+                  summary="Binned counts from an .npz file (counts, optional lengths and covariate/<name>).")

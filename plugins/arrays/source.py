@@ -1,0 +1,90 @@
+"""The ``arrays`` data source: spike counts from a NumPy ``.npz`` file.
+
+File contents (loaded with ``allow_pickle=False``, so a file can never run code):
+
+- ``counts``: integer counts, axes in the order given by the ``layout`` option;
+- ``lengths`` (optional): valid bins per trial, for right-padded variable-length trials;
+- ``covariate/<name>`` (optional): (trials, dim) or (trials, time, dim) arrays, time axis canonical;
+- ``split/<name>`` (optional): trial indices of a split; otherwise splits are drawn from the
+  ``split`` fractions with ``split_seed``;
+- ``bin_width_s`` (optional): scalar, used when the option ``bin_width_s`` is not set.
+
+Usage::
+
+    data = ArraysSource(ArraysConfig(path="session.npz", layout="trials neurons time")).load()
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from ldns_framework import DataError, DataSource, SpikeData, option
+
+
+def _fractions_ok(_instance, _attribute, value) -> None:
+    if len(value) != 3 or any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6:
+        raise ValueError(f"expected three non-negative fractions (train, val, test) summing to 1, got {list(value)}")
+
+
+@attrs.frozen
+class ArraysConfig:
+    """Options of the ``arrays`` data source."""
+
+    path: str = option("", doc="Path of the .npz file (required).")
+    layout: str = option("trials time neurons", doc="Axis order of 'counts' in the file.",
+                         choices=("trials time neurons", "trials neurons time", "neurons time trials",
+                                  "time trials neurons", "neurons trials time", "time neurons trials"))
+    bin_width_s: float | None = option(None, doc="Bin width in seconds; null = the file's 'bin_width_s', else 0.005.", gt=0)
+    split: tuple[float, float, float] = attrs.field(
+        default=(0.7, 0.1, 0.2), validator=_fractions_ok,
+        metadata={"ldns_doc": "Train/val/test fractions used when the file has no split/<name> arrays."})
+    split_seed: int = option(42, doc="Seed of the random split.", ge=0)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path:
+            raise ValueError("path: expected the path of an .npz file, got nothing")
+
+
+def random_splits(n_trials: int, fractions: tuple[float, float, float], seed: int) -> dict[str, np.ndarray]:
+    """Disjoint train/val/test index arrays drawn with ``seed`` (sorted within each split)."""
+    order = np.random.default_rng(seed).permutation(n_trials)
+    n_train = int(round(fractions[0] * n_trials))
+    n_val = int(round(fractions[1] * n_trials))
+    parts = np.split(order, [n_train, n_train + n_val])
+    return {name: np.sort(part) for name, part in zip(("train", "val", "test"), parts)}
+
+
+class ArraysSource(DataSource):
+    """Loads and validates one ``.npz`` file."""
+
+    config_class = ArraysConfig
+
+    def load(self) -> SpikeData:
+        path = Path(self.config.path)
+        if not path.is_file():
+            raise DataError("data.path", f"file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise DataError("data.path", f"{path} is not a readable .npz file: {exc}") from None
+        if "counts" not in arrays:
+            raise DataError(str(path), f"missing array 'counts'; found: {', '.join(sorted(arrays)) or 'nothing'}")
+        width = self.config.bin_width_s
+        if width is None:
+            width = float(arrays["bin_width_s"]) if "bin_width_s" in arrays else 0.005
+        covariates = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("covariate/")}
+        splits = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("split/")}
+        try:
+            data = SpikeData.from_array(arrays["counts"], layout=self.config.layout, lengths=arrays.get("lengths"),
+                                        covariates=covariates, bin_width_s=width, splits=splits,
+                                        metadata={"source": str(path)})
+        except DataError as exc:
+            raise DataError(f"{path}: {exc.field}", exc.detail) from None
+        if not splits:
+            data = attrs.evolve(data, splits=random_splits(data.n_trials, self.config.split, self.config.split_seed))
+        return data

@@ -1,0 +1,200 @@
+"""The LDNS S4 autoencoder (Kapoor, Schulz et al. 2024, Sec. 3.1 and App. A; METHOD.md Sec. 1).
+
+counts (B, T, N) -> 1x1 conv to C channels -> ``blocks`` residual S4 blocks -> grouped 1x1
+bottleneck -> latents (B, T, D), no activation. The reference decoder is pointwise in time
+(grouped 1x1 conv D -> C, GELU, 1x1 conv C -> N, softplus), so all temporal structure lives in
+the latents; ``decoder_blocks`` > 0 inserts residual blocks before the output conv.
+
+Training (Sec. 3.1, Eq. 1) uses coordinated dropout: each (trial, bin, neuron) entry is hidden
+from the encoder with probability p, the input is rescaled by 1/(1-p), and only the hidden
+entries are scored, so the autoencoder cannot learn the identity map. Latent L2 and temporal
+smoothness penalties keep the latents small and smooth for the diffusion model.
+
+Usage::
+
+    import torch
+    from ldns_framework import Batch
+    from ldns_plugins.poisson.model import PoissonObservation
+    from ldns_plugins.s4_autoencoder.model import S4Autoencoder, S4AutoencoderConfig
+
+    model = S4Autoencoder(S4AutoencoderConfig(hidden=64, latent_dim=8, bidirectional=False), n_neurons=50)
+    observation = PoissonObservation()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    counts = torch.poisson(torch.full((32, 100, 50), 0.3))      # (B, T, N)
+    mask = torch.ones(32, 100, dtype=torch.bool)                 # (B, T), False = padding
+
+    for step in range(100):
+        losses = model.training_loss(Batch(counts, mask), observation)  # "loss", "recon", "l2", "td"
+        optimiser.zero_grad()
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
+        optimiser.step()
+
+    model.eval()                                                 # no coordinated dropout
+    with torch.no_grad():
+        latents = model.encode(counts, mask)                     # (B, T, D)
+        rates = model.decode(latents, mask)                      # (B, T, N), positive
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ldns_framework import Batch, Encoder, LdnsError, ObservationModel, option
+from ldns_plugins.s4_autoencoder.s4 import INITS, S4D
+
+__all__ = ["ResidualBlock", "S4Autoencoder", "S4AutoencoderConfig", "latent_penalties", "masked_instance_norm"]
+
+
+@attrs.frozen
+class S4AutoencoderConfig:
+    """Options of the S4 autoencoder; defaults follow the paper's Lorenz autoencoder at half width."""
+
+    hidden: int = option(128, doc="Hidden channels C of the encoder and decoder (reference 256).", ge=1)
+    latent_dim: int = option(8, doc="Latent channels D; must divide hidden (the bottleneck is grouped by latent).", ge=1)
+    blocks: int = option(4, doc="Residual S4 blocks in the encoder.", ge=0)
+    decoder_blocks: int = option(0, doc="Residual S4 blocks in the decoder; 0 keeps it pointwise in time (reference).", ge=0)
+    bidirectional: bool = option(True, doc="Bidirectional S4 kernels; false makes every block causal (reference for "
+                                           "variable-length and monkey data).")
+    state_size: int = option(64, doc="S4D state size, an even number (state_size/2 conjugate pairs).", ge=2)
+    dt_min: float = option(1.0e-3, doc="Lower end of the log-uniform S4 step-size init.", gt=0)
+    dt_max: float = option(1.0e-1, doc="Upper end of the log-uniform S4 step-size init.", gt=0)
+    s4_init: str = option("lin", doc="Init of the imaginary part of A: 'lin' (S4D-Lin, pi n) or 'inv' (S4D-Inv).",
+                          choices=INITS)
+    dropout_prob: float = option(0.2, doc="Coordinated-dropout probability p per (trial, bin, neuron); 0 disables it.",
+                                 ge=0, lt=1)
+    beta_l2: float = option(0.01, doc="Weight of the latent L2 penalty (Eq. 1), per input entry B*T*N.", ge=0)
+    beta_td: float = option(0.01, doc="Weight of the latent temporal-smoothness penalty (Eq. 1), per input entry.", ge=0)
+    td_lags: int = option(5, doc="Largest lag K of the temporal-smoothness penalty (lag k weighted 1/(1+k)).", ge=0)
+
+    def __attrs_post_init__(self) -> None:
+        if self.hidden % self.latent_dim:
+            raise ValueError(f"hidden: expected a multiple of latent_dim={self.latent_dim} (the bottleneck conv is "
+                             f"grouped by latent channel), got {self.hidden}")
+        if self.state_size % 2:
+            raise ValueError(f"state_size: expected an even number (conjugate pairs), got {self.state_size}")
+        if self.dt_min > self.dt_max:
+            raise ValueError(f"dt_min: expected <= dt_max={self.dt_max}, got {self.dt_min}")
+
+
+def masked_instance_norm(x: torch.Tensor, valid: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """InstanceNorm1d without affine, with the statistics taken over valid bins only.
+
+    x (B, C, T), valid (B, 1, T) float 0/1 -> (B, C, T). The reference normalises over the padded
+    length too, so padding would shift valid outputs; without padding this equals torch's norm.
+    """
+    count = valid.sum(-1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
+    mean = (x * valid).sum(-1, keepdim=True) / count  # (B, C, 1)
+    var = ((x - mean).square() * valid).sum(-1, keepdim=True) / count  # (B, C, 1), biased like InstanceNorm1d
+    return (x - mean) * torch.rsqrt(var + eps)  # (B, C, T)
+
+
+class ResidualBlock(nn.Module):
+    """The reference ``AutoEncoderBlock`` (LDNS_NOTES 1.2): an S4 time mixer and an MLP channel mixer,
+    each behind a masked instance norm with a learned, zero-initialised per-channel shift/scale."""
+
+    def __init__(self, channels: int, config: S4AutoencoderConfig) -> None:
+        super().__init__()
+        self.modulation = nn.Parameter(torch.zeros(1, 4 * channels, 1))  # shift/scale of both norms; zeros = plain norm
+        self.time_mixer = S4D(channels, state_size=config.state_size, bidirectional=config.bidirectional,
+                              dt_min=config.dt_min, dt_max=config.dt_max, init=config.s4_init)
+        self.post_scale = nn.Conv1d(channels, channels, 1, groups=channels)  # per-channel scale and bias
+        self.mlp = nn.Sequential(nn.Conv1d(channels, 2 * channels, 1, bias=False), nn.GELU(),
+                                 nn.Conv1d(2 * channels, channels, 1, bias=False))
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """x (B, C, T), valid (B, 1, T) float -> (B, C, T).
+
+        The S4 input is zeroed on padding, so with the masked norm no padded bin reaches a valid
+        one, in either direction; the other layers are pointwise in time.
+        """
+        shift_tm, scale_tm, shift_cm, scale_cm = self.modulation.chunk(4, dim=1)  # each (1, C, 1)
+        y = (masked_instance_norm(x, valid) * (1 + scale_tm) + shift_tm) * valid  # (B, C, T)
+        x = x + self.post_scale(F.gelu(self.time_mixer(y)))  # (B, C, T)
+        y = masked_instance_norm(x, valid) * (1 + scale_cm) + shift_cm  # (B, C, T)
+        return x + self.mlp(y)  # (B, C, T)
+
+
+def latent_penalties(latents: torch.Tensor, mask: torch.Tensor, td_lags: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unweighted, unnormalised penalties of Eq. 1 over valid bins: (sum z^2, sum_k sum (z_t - z_{t+k})^2 / (1+k)).
+
+    latents (B, T, D), mask (B, T) bool; a lag-k pair counts only when both of its bins are valid.
+    """
+    valid = mask[..., None].to(latents.dtype)  # (B, T, 1)
+    l2 = (latents.square() * valid).sum()
+    td = latents.new_zeros(())
+    for k in range(1, td_lags + 1):
+        both = valid[:, :-k] * valid[:, k:]  # (B, T-k, 1)
+        td = td + ((latents[:, :-k] - latents[:, k:]).square() * both).sum() / (1 + k)
+    return l2, td
+
+
+def _entrywise_nll(observation: ObservationModel, counts: torch.Tensor, rates: torch.Tensor,
+                   scored: torch.Tensor) -> torch.Tensor:
+    """Summed NLL of the entries where ``scored`` (B, T, N) is True: each entry is passed to
+    ``log_prob`` as its own one-bin, one-neuron trial, since log_prob masks whole bins only."""
+    if observation.is_autoregressive:
+        raise LdnsError(f"s4-autoencoder: coordinated dropout scores single entries, which the autoregressive "
+                        f"observation model {type(observation).__name__} cannot; set dropout_prob: 0 or train "
+                        f"the autoencoder with a factorised observation model")
+    per_entry = observation.log_prob(counts.reshape(-1, 1, 1), rates.reshape(-1, 1, 1), scored.reshape(-1, 1))  # (B*T*N,)
+    return -per_entry.sum()
+
+
+class S4Autoencoder(Encoder):
+    """The LDNS autoencoder: S4 encoder, grouped bottleneck, pointwise softplus decoder (Sec. 3.1)."""
+
+    config_class = S4AutoencoderConfig
+    tags = frozenset({"supports_mask"})
+
+    def __init__(self, config: S4AutoencoderConfig | None = None, *, n_neurons: int) -> None:
+        super().__init__(config, n_neurons=n_neurons)
+        hidden, latent_dim = self.config.hidden, self.config.latent_dim
+        self.encoder_in = nn.Conv1d(n_neurons, hidden, 1)
+        self.encoder_blocks = nn.ModuleList(ResidualBlock(hidden, self.config) for _ in range(self.config.blocks))
+        self.bottleneck = nn.Conv1d(hidden, latent_dim, 1, groups=latent_dim)
+        self.decoder_in = nn.Conv1d(latent_dim, hidden, 1, groups=latent_dim)
+        self.decoder_blocks = nn.ModuleList(ResidualBlock(hidden, self.config) for _ in range(self.config.decoder_blocks))
+        self.decoder_out = nn.Conv1d(hidden, n_neurons, 1)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def encode(self, counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """counts (B, T, N), mask (B, T) -> latents (B, T, D), zero on padded bins."""
+        valid = mask[:, None, :].to(counts.dtype)  # (B, 1, T)
+        h = self.encoder_in(counts.transpose(1, 2) * valid)  # (B, C, T)
+        for block in self.encoder_blocks:
+            h = block(h, valid)  # (B, C, T)
+        return (self.bottleneck(h) * valid).transpose(1, 2)  # (B, T, D)
+
+    def decode(self, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """latents (B, T, D), mask (B, T) -> rates (B, T, N) = softplus(...) > 0."""
+        valid = mask[:, None, :].to(latents.dtype)  # (B, 1, T)
+        h = F.gelu(self.decoder_in(latents.transpose(1, 2)))  # (B, C, T)
+        for block in self.decoder_blocks:
+            h = block(h, valid)  # (B, C, T)
+        return F.softplus(self.decoder_out(h)).transpose(1, 2)  # (B, T, N)
+
+    def training_loss(self, batch: Batch, observation: ObservationModel) -> dict[str, torch.Tensor]:
+        """Eq. 1 with coordinated dropout (training mode only). Every part is divided by B*T*N, as
+        in the reference, and weighted, so that ``loss = recon + l2 + td``; "recon" scores the dropped
+        valid entries in training mode with p > 0, and all valid entries otherwise."""
+        counts, mask = batch.counts, batch.mask  # (B, T, N), (B, T)
+        p = self.config.dropout_prob if self.training else 0.0
+        kept = torch.rand_like(counts) >= p if p > 0 else None  # (B, T, N), Bernoulli(1 - p)
+        inputs = counts if kept is None else counts * kept / (1.0 - p)  # (B, T, N)
+        latents = self.encode(inputs, mask)  # (B, T, D)
+        rates = self.decode(latents, mask)  # (B, T, N)
+        numel = counts.numel()
+        if kept is None:
+            recon = -observation.log_prob(counts, rates, mask).sum() / numel
+        else:
+            recon = _entrywise_nll(observation, counts, rates, ~kept & mask[..., None]) / numel
+        l2, td = latent_penalties(latents, mask, self.config.td_lags)
+        l2, td = self.config.beta_l2 * l2 / numel, self.config.beta_td * td / numel
+        return {"loss": recon + l2 + td, "recon": recon, "l2": l2, "td": td}

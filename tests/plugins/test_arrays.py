@@ -1,0 +1,62 @@
+"""The arrays data source: layouts, optional arrays, splits and errors that name the file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ldns_framework import DataError
+from ldns_plugins.arrays.source import ArraysConfig, ArraysSource
+
+
+def test_reads_layout_lengths_covariates_and_splits(tmp_path):
+    counts = np.random.default_rng(0).poisson(1.0, (4, 3, 6))  # trials, neurons, time
+    path = tmp_path / "x.npz"
+    np.savez(path, counts=counts, lengths=[6, 6, 5, 2], bin_width_s=0.02,
+             **{"covariate/velocity": np.zeros((4, 6, 2)), "split/train": [0, 1, 2], "split/test": [3]})
+    data = ArraysSource(ArraysConfig(path=str(path), layout="trials neurons time")).load()
+    assert data.counts.shape == (4, 6, 3)
+    np.testing.assert_array_equal(data.counts[2, 4], counts[2, :, 4])
+    assert data.lengths.tolist() == [6, 6, 5, 2] and data.bin_width_s == 0.02
+    assert data.covariates["velocity"].shape == (4, 6, 2)
+    assert {k: v.tolist() for k, v in data.splits.items()} == {"train": [0, 1, 2], "test": [3]}
+
+
+def test_random_splits_are_disjoint_and_seeded(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, counts=np.zeros((50, 2, 1), dtype=int))
+    a = ArraysSource(ArraysConfig(path=str(path), split_seed=1)).load()
+    b = ArraysSource(ArraysConfig(path=str(path), split_seed=1)).load()
+    sizes = {k: len(v) for k, v in a.splits.items()}
+    assert sizes == {"train": 35, "val": 5, "test": 10}
+    assert np.array_equal(np.sort(np.concatenate(list(a.splits.values()))), np.arange(50))
+    assert all(np.array_equal(a.splits[k], b.splits[k]) for k in a.splits)
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="data.path: file not found"):
+        ArraysSource(ArraysConfig(path=str(tmp_path / "none.npz"))).load()
+    path = tmp_path / "x.npz"
+    np.savez(path, spikes=np.zeros((1, 1, 1)))
+    with pytest.raises(DataError, match=r"x.npz: missing array 'counts'; found: spikes"):
+        ArraysSource(ArraysConfig(path=str(path))).load()
+    np.savez(path, counts=np.zeros((2, 3, 1)), lengths=[3, 4])
+    with pytest.raises(DataError, match=r"x.npz: lengths: expected every length in \(0, 3\]"):
+        ArraysSource(ArraysConfig(path=str(path))).load()
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(DataError, match="is not a readable .npz file"):
+        ArraysSource(ArraysConfig(path=str(tmp_path / "junk.npz"))).load()
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, counts=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(DataError, match="not a readable .npz file"):
+        ArraysSource(ArraysConfig(path=str(path))).load()
+
+
+def test_config_requires_a_path_and_valid_fractions():
+    with pytest.raises(ValueError, match="path: expected the path of an .npz file"):
+        ArraysConfig()
+    with pytest.raises(ValueError, match="summing to 1"):
+        ArraysConfig(path="x.npz", split=(0.5, 0.5, 0.5))
