@@ -146,6 +146,34 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ldns_framework.pipeline import Pipeline
+
+    pipeline = Pipeline.load(args.run, _registry(args))
+    condition = _load_condition(args.condition) if args.condition else None
+    samples = pipeline.sample(args.n, length=args.length, condition=condition, sampler=args.sampler, steps=args.steps,
+                              seed=args.seed, observation=args.observation, batch_size=args.batch_size)
+    path = pipeline.write_samples(samples, args.out)
+    print(f"wrote {path}: {samples.counts.shape[0]} trials x {samples.counts.shape[1]} bins x {samples.counts.shape[2]} neurons "
+          f"({samples.sampler}, {samples.steps} steps, observation {samples.observation}, seed {samples.seed})")
+    return EXIT_OK
+
+
+def _load_condition(path: str) -> Any:
+    """``--condition``: an .npy array, or an .npz holding a 'condition' array."""
+    import numpy as np
+
+    try:
+        if path.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as archive:
+                if "condition" not in archive.files:
+                    raise LdnsError(f"{path}: missing array 'condition'; found: {', '.join(archive.files)}")
+                return archive["condition"]
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise LdnsError(f"{path}: cannot read a condition array ({exc})") from None
+
+
 def _data_from_argument(source: str, pipeline: Any) -> Any:
     """``--data``: an .npz file (read by the arrays source) or a spec whose data section is used."""
     if source.endswith(".npz"):
@@ -154,6 +182,13 @@ def _data_from_argument(source: str, pipeline: Any) -> Any:
     if "data" not in raw:
         raise LdnsError(f"{source}: expected a spec with a data section, or an .npz file")
     return pipeline.registry.build("data", raw["data"], path="data").load()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ldns_framework.demo import run_demo
+
+    run_demo(Path(args.out), args.spec, args.set, _registry(args))
+    return EXIT_OK
 
 
 def _add_spec_args(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +238,25 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--data", help="other data: an .npz file or a spec with a data section")
     encode.add_argument("--out", required=True, help="output .npz")
     encode.set_defaults(func=cmd_encode)
+
+    sample = commands.add_parser("sample", help="generate spikes from a trained run")
+    sample.add_argument("run", help="run directory")
+    sample.add_argument("--n", type=int, required=True, help="number of trials")
+    sample.add_argument("--length", type=int, help="bins per trial (default: the training length)")
+    sample.add_argument("--condition", help="condition array (.npy, or .npz with 'condition') for conditional models")
+    sample.add_argument("--sampler", choices=("ddpm", "ddim", "dpm-solver++"), help="default: the spec's sample.sampler")
+    sample.add_argument("--steps", type=int, help="sampler steps (default: the spec's sample.steps)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latents and spikes")
+    sample.add_argument("--observation", help="observation model to draw spikes with (default: the run's)")
+    sample.add_argument("--batch-size", type=int, help="trials per batch (default: the spec's sample.batch_size)")
+    sample.add_argument("--out", required=True, help="output .npz")
+    sample.set_defaults(func=cmd_sample)
+
+    demo = commands.add_parser("demo", help="the whole pipeline on built-in Lorenz data (a few minutes on a CPU)")
+    demo.add_argument("--out", default="runs/demo", help="run directory (an existing one is resumed)")
+    demo.add_argument("--spec", help="spec to run (default: docs/specs/lorenz-small.yaml of this checkout)")
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
+    demo.set_defaults(func=cmd_demo)
 
     spec_docs = commands.add_parser("spec-docs", help="write the spec reference generated from the config classes")
     spec_docs.add_argument("--out", default="docs/spec-reference.md", help="output file, or - for stdout")

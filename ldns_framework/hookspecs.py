@@ -56,3 +56,9 @@ def ldns_epoch_end(stage: str, epoch: int, record: dict) -> None:
     """Called after every training epoch of every stage, with the record written to the stage's
     ``log.jsonl`` (``epoch``, ``step``, ``lr``, ``train_<part>``, ``val_<part>`` when validated,
     ``seconds``). Use it to forward metrics to an experiment tracker. Called on rank zero only."""
+
+
+@hookspec
+def ldns_samples_written(path: Any, n_trials: int, sampler: str) -> None:
+    """Called after generated samples were written to ``path`` (a ``pathlib.Path``; ``.npz``
+    today), with the number of trials and the sampler used (``ddpm``, ``ddim``, ``dpm-solver++``)."""

@@ -19,11 +19,12 @@ from ldns_framework.batch import Batch
 from ldns_framework.checkpoint import load_module_weights, save_tensors
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError
+from ldns_framework.latents import LatentStats
 from ldns_framework.rundir import environment_record, read_json, write_json, write_yaml
 from ldns_framework.spec import ResolvedSpec, apply_overrides, load_spec_file
 from ldns_framework.training import Trainer, make_fabric
 
-STAGES = ("data", "encoder", "observation")
+STAGES = ("data", "encoder", "observation", "latents", "generator")
 
 
 def _say(message: str) -> None:
@@ -46,6 +47,33 @@ class Encoded:
         return out
 
 
+@attrs.frozen
+class Samples:
+    """Generated trials: latents (n, T, D) un-normalised, rates and counts (n, T, N), zero past each length."""
+
+    latents: np.ndarray
+    rates: np.ndarray
+    counts: np.ndarray
+    lengths: np.ndarray
+    condition: np.ndarray | None
+    sampler: str
+    steps: int
+    seed: int
+    observation: str
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        out = {"latents": self.latents, "rates": self.rates, "counts": self.counts, "lengths": self.lengths,
+               "sampler": np.array(self.sampler), "steps": np.array(self.steps), "seed": np.array(self.seed),
+               "observation": np.array(self.observation)}
+        if self.condition is not None:
+            out["condition"] = self.condition
+        return out
+
+    def to_spike_data(self, bin_width_s: float) -> SpikeData:
+        return SpikeData(self.counts, lengths=self.lengths, bin_width_s=bin_width_s,
+                         metadata={"generated": True, "sampler": self.sampler, "steps": self.steps, "seed": self.seed})
+
+
 class Pipeline:
     """A spec, its components and (once fitted or loaded) their weights."""
 
@@ -57,6 +85,9 @@ class Pipeline:
         self.data: SpikeData | None = None
         self.encoder: Any = None
         self.observation: Any = None
+        self.conditioner: Any = None
+        self.generator: Any = None
+        self.latent_stats: LatentStats | None = None
         self.n_neurons: int | None = None
 
     # -- construction ----------------------------------------------------------------------
@@ -92,6 +123,8 @@ class Pipeline:
         self._prepare_run_dir(resume)
         self._seed()
         stages = STAGES[: STAGES.index(until) + 1] if until else STAGES
+        if self.spec.components["generator"] is None:
+            stages = tuple(s for s in stages if s not in ("latents", "generator"))
         self.data = data
         for stage in stages:
             getattr(self, f"_stage_{stage}")(resume=resume, progress=progress)
@@ -180,6 +213,53 @@ class Pipeline:
         write_json(stage_dir / "state.json", {"complete": True, "fit": summary})
         self._hook("ldns_stage_end", stage="observation", run_dir=self.run_dir, summary=dict(summary))
 
+    def _stage_latents(self, *, resume: bool, progress: bool) -> None:
+        self._hook("ldns_stage_start", stage="latents", run_dir=self.run_dir, spec=self.spec)
+        train = self.data.split("train")
+        encoded = self.encode(train, progress=progress)
+        self.latent_stats = LatentStats.from_latents(encoded.latents, train.mask(), self.spec.latents.clamp)
+        self.latent_stats.save(self.run_dir / "latent_stats.json")
+        summary = {"mean": self.latent_stats.mean.tolist(), "std": self.latent_stats.std.tolist()}
+        self._hook("ldns_stage_end", stage="latents", run_dir=self.run_dir, summary=summary)
+
+    def _generator_tensors(self, split: str) -> tuple[torch.Tensor, ...] | None:
+        """(normalised latents, mask[, condition]) of a split, or None when the split is absent or empty."""
+        if split not in self.data.splits or not len(self.data.splits[split]):
+            return None
+        part = self.data.split(split)
+        latents = self.latent_stats.normalise(self.encode(part, progress=False).latents)
+        mask = part.mask()
+        tensors = [torch.as_tensor(latents * mask[..., None], dtype=torch.float32), torch.as_tensor(mask)]
+        condition = self.conditioner.from_data(self.data, self.data.splits[split])
+        if condition is not None:
+            tensors.append(torch.as_tensor(condition, dtype=torch.float32))
+        return tuple(tensors)
+
+    def _stage_generator(self, *, resume: bool, progress: bool) -> None:
+        self._hook("ldns_stage_start", stage="generator", run_dir=self.run_dir, spec=self.spec)
+        self._build_generator()
+
+        def loss_fn(model: Any, latents: torch.Tensor, mask: torch.Tensor, condition: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+            return model.training_loss(latents, mask, condition)
+
+        train = self._generator_tensors("train")
+        val = self._generator_tensors("val")
+        after_step = getattr(self.generator, "update_ema", None)
+        result = self._trainer("generator", progress).fit(self.generator, loss_fn, train, val, resume=resume,
+                                                          after_step=after_step, select_best=False)
+        write_json(self.run_dir / "conditioner.json", self.conditioner.state())
+        self._hook("ldns_stage_end", stage="generator", run_dir=self.run_dir, summary=attrs.asdict(result))
+
+    def _build_generator(self) -> None:
+        if self.latent_stats is None:
+            self.latent_stats = LatentStats.load(self.run_dir / "latent_stats.json")
+        if self.conditioner is None:
+            self.conditioner = self.registry.build("conditioner", self.spec.components["conditioner"])
+        if self.generator is None:
+            self.generator = self.registry.build(
+                "generator", self.spec.components["generator"], latent_dim=int(self.latent_stats.mean.shape[0]),
+                condition_kind=self.conditioner.kind, condition_dim=self.conditioner.dim)
+
     def _trainer(self, stage: str, progress: bool) -> Trainer:
         def on_epoch_end(record: dict[str, Any]) -> None:
             self._hook("ldns_epoch_end", stage=stage, epoch=record["epoch"], record=record)
@@ -217,6 +297,13 @@ class Pipeline:
             raise LdnsError(f"{self.run_dir}: the encoder stage has not finished; run `ldns train --resume --out {self.run_dir}`")
         load_module_weights(self.encoder, weights)
         self._load_observation_weights()
+        generator_weights = self.run_dir / "generator" / "weights.safetensors"
+        if self.spec.components["generator"] is not None and generator_weights.is_file():
+            self._build_generator()
+            load_module_weights(self.generator, generator_weights)
+            conditioner_state = self.run_dir / "conditioner.json"
+            if conditioner_state.is_file():
+                self.conditioner.load_state(read_json(conditioner_state))
 
     def _load_observation_weights(self) -> None:
         weights = self.run_dir / "observation" / "weights.safetensors"
@@ -257,6 +344,75 @@ class Pipeline:
         if split not in data.splits:
             raise DataError("splits", f"no split named {split!r}; available: {', '.join(data.splits)}, all")
         return self.encode(data.split(split), trial_index=data.splits[split])
+
+    @torch.no_grad()
+    def sample(self, n: int, *, length: int | None = None, condition: Any = None, sampler: str | None = None,
+               steps: int | None = None, seed: int = 0, observation: str | None = None,
+               batch_size: int | None = None, progress: bool = True) -> Samples:
+        """Draw ``n`` trials: latents from the generator, rates from the decoder, spikes from the observation model.
+
+        A fixed ``seed`` (with the same ``batch_size``) gives identical samples. ``length`` may differ
+        from the training length.
+        """
+        if self.generator is None:
+            raise LdnsError("the pipeline has no trained generator: fit() a spec with a generator, or Pipeline.load(run_dir)")
+        if n < 1:
+            raise LdnsError(f"--n: expected at least 1 trial, got {n}")
+        length = int(length or read_json(self.run_dir / "data" / "summary.json")["bins"])
+        sampler = sampler or self.spec.sample.sampler
+        steps = int(steps or self.spec.sample.steps)
+        batch_size = batch_size or self.spec.sample.batch_size
+        name, obs_model = self._observation_named(observation)
+        cond = self.conditioner.validate(condition, n, length)
+        device = self.fabric.device
+        for module in (self.generator, self.encoder, obs_model):
+            module.to(device).eval()
+        latent_gen = torch.Generator(device=device).manual_seed(seed)
+        spike_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        from tqdm.auto import tqdm
+
+        parts: dict[str, list[np.ndarray]] = {"latents": [], "rates": [], "counts": []}
+        for start in tqdm(range(0, n, batch_size), desc=f"sample ({sampler}, {steps} steps)", unit="batch",
+                          disable=not progress):
+            size = min(batch_size, n - start)
+            lengths = torch.full((size,), length, dtype=torch.long, device=device)
+            batch_cond = None if cond is None else cond[start:start + size].to(device)
+            z = self.generator.sample(size, lengths, batch_cond, latent_gen, sampler=sampler, steps=steps)  # (B, T, D)
+            mask = torch.arange(length, device=device)[None, :] < lengths[:, None]  # (B, T)
+            latents = torch.as_tensor(self.latent_stats.unnormalise(z.cpu().numpy()), dtype=torch.float32, device=device)
+            rates = self.encoder.decode(latents, mask)  # (B, T, N)
+            counts = obs_model.sample(rates, mask, generator=spike_gen)  # (B, T, N)
+            parts["latents"].append((latents * mask[..., None]).cpu().numpy())
+            parts["rates"].append((rates * mask[..., None]).cpu().numpy())
+            parts["counts"].append(counts.round().to(torch.int32).cpu().numpy())
+        return Samples(latents=np.concatenate(parts["latents"]), rates=np.concatenate(parts["rates"]),
+                       counts=np.concatenate(parts["counts"]), lengths=np.full(n, length, dtype=np.int64),
+                       condition=None if cond is None else cond.cpu().numpy(), sampler=sampler, steps=steps,
+                       seed=seed, observation=name)
+
+    def write_samples(self, samples: Samples, path: str | Path) -> Path:
+        """Write samples as .npz (atomically) and tell the plugins."""
+        from ldns_framework.rundir import atomic_path
+
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise LdnsError(f"--out: expected a .npz file, got {path.name}")
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, **samples.to_npz_dict())
+        self._hook("ldns_samples_written", path=path, n_trials=int(samples.counts.shape[0]), sampler=samples.sampler)
+        return path
+
+    def _observation_named(self, name: str | None) -> tuple[str, Any]:
+        """The fitted observation model of the run, or another registered one fitted now on the training split."""
+        own = self.spec.components["observation"].type
+        if name is None or name == own:
+            return own, self.observation
+        model = self.registry.build("observation", {"type": name}, path="--observation")
+        if model.state_dict() or model.is_autoregressive:
+            train = self.load_data().split("train")
+            rates = self.encode(train, progress=False).rates
+            model.fit(torch.as_tensor(train.counts, dtype=torch.float32), torch.as_tensor(rates), torch.as_tensor(train.mask()))
+        return name, model
 
     def log_prob(self, data: SpikeData) -> np.ndarray:
         """Per-trial log-likelihood of real counts under the observation model at the encoder's rates."""

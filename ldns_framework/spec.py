@@ -58,6 +58,13 @@ _TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 @attrs.frozen
+class LatentsConfig:
+    """Normalisation of the encoder's latents before the generator learns them (METHOD.md section 2)."""
+
+    clamp: float | None = option(5.0, doc="Clamp standardised training latents to [-clamp, clamp] (null = off; the reference clamps Lorenz at 5).", gt=0)
+
+
+@attrs.frozen
 class SampleConfig:
     """Defaults for ``ldns sample`` (each overridable on the command line)."""
 
@@ -96,6 +103,7 @@ class ResolvedSpec:
 
     seed: int
     components: Mapping[str, ComponentSpec | None]
+    latents: Any
     train: Mapping[str, TrainConfig]
     sample: SampleConfig
     run: RunConfig
@@ -105,6 +113,7 @@ class ResolvedSpec:
         out: dict[str, Any] = {"seed": self.seed}
         for section, component in self.components.items():
             out[section] = None if component is None else {"type": component.type, **unstructure_config(component.config)}
+        out["latents"] = unstructure_config(self.latents)
         out["train"] = {stage: unstructure_config(cfg) for stage, cfg in self.train.items()}
         out["sample"] = unstructure_config(self.sample)
         out["run"] = unstructure_config(self.run)
@@ -117,7 +126,7 @@ class ResolvedSpec:
 #: structure_component(kind, section_without_type, type_name, path) -> config object
 StructureComponent = Callable[[str, Mapping[str, Any], str, str], Any]
 
-TOP_LEVEL_KEYS = ("seed", *COMPONENT_SECTIONS, "train", "sample", "run")
+TOP_LEVEL_KEYS = ("seed", *COMPONENT_SECTIONS, "latents", "train", "sample", "run")
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -207,6 +216,7 @@ def resolve_spec(raw: Mapping[str, Any], structure_component: StructureComponent
     for section, (kind, default_type) in COMPONENT_SECTIONS.items():
         components[section] = _resolve_component(raw, section, kind, default_type, structure_component, errors)
 
+    latents = _collect(errors, structure_config, LatentsConfig, raw.get("latents"), "latents")
     train = _resolve_train(raw.get("train"), errors)
     sample = _collect(errors, structure_config, SampleConfig, raw.get("sample"), "sample")
     run = _collect(errors, structure_config, RunConfig, raw.get("run"), "run")
@@ -214,7 +224,7 @@ def resolve_spec(raw: Mapping[str, Any], structure_component: StructureComponent
         _check_shared_options(components, errors)
     if errors:
         raise SpecErrors(errors)
-    return ResolvedSpec(seed=seed, components=components, train=train, sample=sample, run=run)
+    return ResolvedSpec(seed=seed, components=components, latents=latents, train=train, sample=sample, run=run)
 
 
 def _collect(errors: list[SpecError], fn: Callable[..., Any], *args: Any) -> Any:

@@ -7,7 +7,8 @@ from typing import Any, Iterable
 import attrs
 
 from ldns_framework.config import expectation, field_doc
-from ldns_framework.spec import COMPONENT_SECTIONS, OPTIONAL_SECTIONS, RunConfig, SampleConfig, TrainConfig, _TRAIN_DEFAULTS
+from ldns_framework.spec import (COMPONENT_SECTIONS, OPTIONAL_SECTIONS, LatentsConfig, RunConfig, SampleConfig,
+                                 TrainConfig, _TRAIN_DEFAULTS)
 
 HEADER = """# Spec reference
 
@@ -55,6 +56,7 @@ def render(components: Iterable[tuple[str, str, type, str]]) -> str:
               "Stages: " + ", ".join(f"`{s}`" for s in _TRAIN_DEFAULTS) + ". Stage-specific defaults: " +
               "; ".join(f"{s}: " + ", ".join(f"{k}={v}" for k, v in d.items()) for s, d in _TRAIN_DEFAULTS.items()) + ".", ""]
     lines += _table(TrainConfig, "train.<stage>")
+    lines += ["", "## latents", ""] + _table(LatentsConfig, "latents")
     lines += ["", "## sample", ""] + _table(SampleConfig, "sample")
     lines += ["", "## run", ""] + _table(RunConfig, "run")
     by_kind: dict[str, list[tuple[str, type, str]]] = {}

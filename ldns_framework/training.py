@@ -90,10 +90,12 @@ class Trainer:
 
     def fit(self, module: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor],
             val: Sequence[torch.Tensor] | None = None, *, resume: bool = False,
-            after_step: Callable[[], None] | None = None) -> TrainResult:
+            after_step: Callable[[], None] | None = None, select_best: bool = True) -> TrainResult:
         """Train ``module`` on ``train`` tensors (first axis = trials); keep the best weights on ``val``.
 
-        ``after_step`` runs after every optimiser step (e.g. an EMA update).
+        ``after_step`` runs after every optimiser step (e.g. an EMA update). With
+        ``select_best=False`` the validation loss is logged but the last weights are kept (for
+        losses too noisy to select on, such as a diffusion loss at random timesteps).
         """
         cfg = self.config
         state_path = self.dir / "state.json"
@@ -145,11 +147,11 @@ class Trainer:
             if val is not None and int(val[0].shape[0]) > 0 and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
                 val_parts = self.evaluate(model, loss_fn, val, batch_size)
                 record.update({f"val_{k}": v for k, v in val_parts.items()})
-                if best["loss"] is None or val_parts["loss"] < best["loss"]:
+                if select_best and (best["loss"] is None or val_parts["loss"] < best["loss"]):
                     best = {"loss": val_parts["loss"], "epoch": epoch + 1}
                     self._save_weights(module, "weights.safetensors")
-            elif val is None or int(val[0].shape[0]) == 0:
-                best = {"loss": None, "epoch": epoch + 1}
+            if not select_best or val is None or int(val[0].shape[0]) == 0:
+                best = {"loss": record.get("val_loss"), "epoch": epoch + 1}
                 if last_epoch:
                     self._save_weights(module, "weights.safetensors")
             record["seconds"] = round(time.perf_counter() - started, 3)

@@ -84,7 +84,7 @@ def test_unknown_key_wrong_type_and_negative_size_each_give_one_line(toy_registr
            "generator": {"type": "toy-generator", "sampler": {"steps": -1}}, "sampel": {}}
     lines = _errors(toy_registry, raw)
     assert "sampel: unknown section (did you mean 'sample'?); known: " + ", ".join(
-        ["seed", "data", "encoder", "observation", "generator", "conditioner", "train", "sample", "run"]) in lines
+        ["seed", "data", "encoder", "observation", "generator", "conditioner", "latents", "train", "sample", "run"]) in lines
     assert "encoder.hiden: unknown key (did you mean 'hidden'?); known keys: latent_dim, hidden, bidirectional" in lines
     assert "encoder.latent_dim: expected int >= 1, got 'four'" in lines
     assert "generator.sampler.steps: expected int >= 1, got -1" in lines

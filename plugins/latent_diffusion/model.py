@@ -1,0 +1,254 @@
+"""The ``latent-diffusion`` generator: DDPM on normalised latents with the LDNS S4 denoiser
+(Kapoor, Schulz et al. 2024, Sec. 3.2; METHOD.md Sec. 3-4; LDNS_NOTES 1.5, 1.6, 1.8).
+
+Training (METHOD.md Sec. 3): t ~ U{0 .. train_steps-1}, eps ~ N(0, I), z_t = sqrt(ab_t) z_0 +
+sqrt(1 - ab_t) eps, loss = MSE or SmoothL1(eps_theta(z_t, t, c), eps) over valid bins. After each
+optimiser step the training engine calls :meth:`LatentDiffusion.update_ema`; :meth:`sample`
+uses the EMA weights, with the reference's 1000-step DDPM or a fast sampler (schedule.py).
+
+Usage::
+
+    import torch
+    from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig
+
+    model = LatentDiffusion(LatentDiffusionConfig(hidden=32, blocks=2), latent_dim=8)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    latents = torch.randn(64, 128, 8)                        # (B, T, D), normalised
+    mask = torch.ones(64, 128, dtype=torch.bool)              # (B, T), False = padding
+
+    for step in range(200):
+        loss = model.training_loss(latents, mask, None)["loss"]
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        model.update_ema()                                    # after every optimiser step
+
+    lengths = torch.full((16,), 256)                          # S4 is length-agnostic: 2x training length
+    gen = torch.Generator().manual_seed(0)
+    fast = model.sample(16, lengths, generator=gen)           # (16, 256, 8): dpm-solver++, 25 steps
+    ref = model.sample(16, lengths, generator=gen, sampler="ddpm")  # all 1000 ancestral steps
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import attrs
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ldns_framework import LatentGenerator, LdnsError, option
+from ldns_plugins.latent_diffusion.denoiser import Denoiser
+from ldns_plugins.latent_diffusion.s4 import cached_kernels
+from ldns_plugins.latent_diffusion.schedule import SAMPLERS, NoiseSchedule, run_sampler
+
+__all__ = ["InputError", "LatentDiffusion", "LatentDiffusionConfig", "ema_decay"]
+
+CONDITION_KINDS = (None, "vector", "sequence")
+
+
+class InputError(LdnsError, ValueError):
+    """A wrong argument of :meth:`LatentDiffusion.sample` or ``training_loss``; the message starts with
+    its name (``condition: ...``). A ValueError for Python callers, one clean line in the CLI."""
+
+
+@attrs.frozen
+class LatentDiffusionConfig:
+    """Options of the latent diffusion model; defaults follow the paper's Lorenz denoiser (METHOD.md Sec. 3)."""
+
+    hidden: int = option(64, doc="Hidden channels C of the denoiser, a multiple of 4 (reference: Lorenz 64, "
+                                 "monkey 256, human 384).", ge=4)
+    blocks: int = option(4, doc="adaLN-Zero S4 blocks in the denoiser (reference: Lorenz 4, monkey and human 6).", ge=1)
+    state_size: int = option(64, doc="S4D state size, an even number (state_size/2 conjugate pairs).", ge=2)
+    train_steps: int = option(1000, doc="Diffusion timesteps of the forward process (reference 1000).", ge=2)
+    beta_start: float = option(1.0e-4, doc="First beta of the linear noise schedule.", gt=0, lt=1)
+    beta_end: float = option(0.02, doc="Last beta of the linear noise schedule.", gt=0, lt=1)
+    loss: str = option("mse", doc="Loss on the predicted noise: 'mse' (reference Lorenz) or 'smooth_l1' "
+                                  "(reference monkey and human).", choices=("mse", "smooth_l1"))
+    smooth_l1_beta: float = option(0.04, doc="Beta of the SmoothL1 loss (reference 0.04, 0.05 conditional).", gt=0)
+    ema_max_decay: float = option(0.9999, doc="Largest EMA decay; the decay warms up as 1-(1+step)^(-ema_power).",
+                                  ge=0, le=1)
+    ema_power: float = option(2.0 / 3.0, doc="Power of the EMA decay warm-up (diffusers EMAModel default 2/3).", gt=0)
+    mask_channel: bool = option(False, doc="Feed the validity mask as an extra denoiser channel and make the "
+                                           "denoiser blind to padded bins (variable-length data, reference human).")
+    clamp: float | None = option(5.0, doc="Clamp the sampled normalised latents to [-clamp, clamp]; null = off "
+                                          "(reference clamps Lorenz latents to [-5, 5]).", gt=0)
+    sampler: str = option("dpm-solver++", doc="Default sampler: 'ddpm' (all train_steps ancestral steps, the "
+                                              "reference), 'ddim' or 'dpm-solver++'.", choices=SAMPLERS)
+    steps: int = option(25, doc="Default number of steps of ddim and dpm-solver++ (ddpm always runs all "
+                                "train_steps).", ge=1)
+
+    def __attrs_post_init__(self) -> None:
+        if self.hidden % 4:
+            raise ValueError(f"hidden: expected a multiple of 4 (the embedding has hidden/4 channels), got {self.hidden}")
+        if self.state_size % 2:
+            raise ValueError(f"state_size: expected an even number (conjugate pairs), got {self.state_size}")
+        if self.beta_start > self.beta_end:
+            raise ValueError(f"beta_start: expected <= beta_end={self.beta_end}, got {self.beta_start}")
+        if self.steps > self.train_steps:
+            raise ValueError(f"steps: expected <= train_steps={self.train_steps}, got {self.steps}")
+
+
+def ema_decay(updates_so_far: int, *, power: float = 2.0 / 3.0, max_decay: float = 0.9999) -> float:
+    """EMA decay of the next update, as diffusers' EMAModel (0.3.0, the reference; inv_gamma 1):
+    with s = updates_so_far - 1, decay = 0 for s <= 0 (the first two updates copy the live weights),
+    else min(max_decay, 1 - (1 + s)^(-power))."""
+    s = updates_so_far - 1
+    if s <= 0:
+        return 0.0
+    return min(max_decay, 1.0 - (1.0 + s) ** (-power))
+
+
+def _as_buffers(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` whose parameters are buffers: same forward, same state_dict key names,
+    not returned by ``parameters()`` (so no optimiser, weight decay or gradient clipping touches it)."""
+    frozen = copy.deepcopy(module)
+    for sub in frozen.modules():
+        for name, param in list(sub._parameters.items()):
+            del sub._parameters[name]
+            if param is not None:
+                sub.register_buffer(name, param.detach().clone())
+    return frozen
+
+
+class LatentDiffusion(LatentGenerator):
+    """DDPM with an S4 denoiser on normalised latents (B, T, D); see the module docstring.
+
+    ``condition_kind`` "vector" takes a condition (B, condition_dim) added to the timestep
+    embedding; "sequence" takes (B, T, condition_dim) concatenated as input channels.
+
+    Weights: ``denoiser.*`` are the trained parameters; ``ema.*`` holds their EMA as buffers with
+    the same names (so ``state_dict`` saves and restores both) and ``ema_updates`` counts updates.
+    """
+
+    config_class = LatentDiffusionConfig
+    tags = frozenset({"supports_mask", "length_agnostic"})
+
+    def __init__(self, config: LatentDiffusionConfig | None = None, *, latent_dim: int,
+                 condition_kind: str | None = None, condition_dim: int = 0) -> None:
+        super().__init__(config, latent_dim=latent_dim, condition_kind=condition_kind, condition_dim=condition_dim)
+        if condition_kind not in CONDITION_KINDS:
+            raise ValueError(f"condition_kind: expected None, 'vector' or 'sequence', got {condition_kind!r}")
+        if condition_kind is not None and condition_dim < 1:
+            raise ValueError(f"condition_dim: expected >= 1 for a {condition_kind} condition, got {condition_dim}")
+        c = self.config
+        self.schedule = NoiseSchedule(c.train_steps, c.beta_start, c.beta_end)
+        self.denoiser = Denoiser(latent_dim, hidden=c.hidden, blocks=c.blocks, state_size=c.state_size,
+                                 vector_dim=condition_dim if condition_kind == "vector" else 0,
+                                 sequence_dim=condition_dim if condition_kind == "sequence" else 0,
+                                 mask_channel=c.mask_channel)
+        self.ema = _as_buffers(self.denoiser)
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    # --- conditions -------------------------------------------------------------------------------
+
+    def _check_condition(self, condition: torch.Tensor | None, n: int, length: int) -> dict[str, torch.Tensor]:
+        """Denoiser keyword arguments for ``condition``; ValueError naming ``condition`` on a mismatch."""
+        kind, dim = self.condition_kind, self.condition_dim
+        if kind is None:
+            if condition is not None:
+                raise InputError(f"condition: this latent-diffusion model is unconditional, got a condition of "
+                                 f"shape {tuple(condition.shape)}")
+            return {}
+        expected = (n, dim) if kind == "vector" else (n, length, dim)
+        if condition is None:
+            raise InputError(f"condition: this latent-diffusion model needs a {kind} condition of shape {expected}")
+        if not isinstance(condition, torch.Tensor) or tuple(condition.shape) != expected:
+            shape = tuple(condition.shape) if isinstance(condition, torch.Tensor) else type(condition).__name__
+            raise InputError(f"condition: expected a {kind} condition of shape {expected} "
+                             f"({'trials, dim' if kind == 'vector' else 'trials, time, dim'}), got {shape}")
+        return {kind: condition.float()}
+
+    # --- training ---------------------------------------------------------------------------------
+
+    def training_loss(self, latents: torch.Tensor, mask: torch.Tensor,
+                      condition: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """latents (B, T, D) normalised, mask (B, T) bool -> {"loss": eps-prediction loss averaged over
+        valid (trial, bin, channel) entries}. t and eps come from the global torch RNG (METHOD.md Sec. 3)."""
+        batch, length, _ = latents.shape
+        kwargs = self._check_condition(condition, batch, length)
+        t = torch.randint(0, self.config.train_steps, (batch,), device=latents.device)  # (B,)
+        noise = torch.randn_like(latents)  # (B, T, D)
+        noisy = self.schedule.add_noise(latents, noise, t)  # (B, T, D)
+        eps = self.denoiser(noisy, t, mask=mask if self.config.mask_channel else None, **kwargs)  # (B, T, D)
+        if self.config.loss == "mse":
+            per_entry = F.mse_loss(eps, noise, reduction="none")  # (B, T, D)
+        else:
+            per_entry = F.smooth_l1_loss(eps, noise, reduction="none", beta=self.config.smooth_l1_beta)
+        valid = mask[..., None].to(per_entry.dtype)  # (B, T, 1)
+        loss = (per_entry * valid).sum() / (valid.sum() * self.latent_dim).clamp_min(1.0)
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def update_ema(self) -> float:
+        """One EMA step, ema <- d ema + (1 - d) live with d = :func:`ema_decay` (updates so far);
+        call after every optimiser step. Returns d."""
+        decay = ema_decay(int(self.ema_updates), power=self.config.ema_power, max_decay=self.config.ema_max_decay)
+        live = dict(self.denoiser.named_parameters())
+        for name, average in self.ema.named_buffers():
+            average.lerp_(live[name].detach().to(average.dtype), 1.0 - decay)
+        self.ema_updates += 1
+        return decay
+
+    # --- sampling ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, lengths: torch.Tensor, condition: torch.Tensor | None = None,
+               generator: torch.Generator | None = None, *, sampler: str | None = None, steps: int | None = None,
+               batch_size: int | None = None) -> torch.Tensor:
+        """Draw ``n`` normalised latent trials with the EMA weights -> (n, max(lengths), D) float32,
+        zero past each trial's length, clamped to [-clamp, clamp] when ``clamp`` is set.
+
+        lengths (n,) long; condition (n, dim) for a vector condition or (n, max(lengths), dim) for a
+        sequence condition. ``sampler`` and ``steps`` default to the config's; ddpm ignores ``steps``
+        and always runs all train_steps (the reference). Trials are drawn ``batch_size`` at a time
+        (default: all at once), in order, from ``generator`` (the global RNG when None), so a seed
+        gives the same samples for the same batch_size. With ``mask_channel`` the denoiser sees each
+        trial's mask; without it all trials are sampled at max(lengths) and cut (LDNS_NOTES 1.6, 1.8).
+        """
+        sampler = self.config.sampler if sampler is None else sampler
+        if sampler not in SAMPLERS:
+            raise InputError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
+        steps = self.config.train_steps if sampler == "ddpm" else self.config.steps if steps is None else steps
+        if not 1 <= steps <= self.config.train_steps:
+            raise InputError(f"steps: expected 1 <= steps <= train_steps={self.config.train_steps}, got {steps}")
+        lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1).cpu()
+        if lengths.numel() != n or n < 1 or int(lengths.min()) < 1:
+            raise InputError(f"lengths: expected {n} lengths >= 1 (one per trial), got {lengths.tolist()}")
+        length = int(lengths.max())
+        kwargs = self._check_condition(condition, n, length)
+        device = self.ema_updates.device
+        mask = torch.arange(length)[None, :] < lengths[:, None]  # (n, T)
+        batch_size = n if batch_size is None else batch_size
+        if batch_size < 1:
+            raise InputError(f"batch_size: expected >= 1, got {batch_size}")
+
+        was_training = self.training
+        self.eval()
+        try:
+            chunks = []
+            with cached_kernels(self.ema):
+                for start in range(0, n, batch_size):
+                    part = slice(start, min(n, start + batch_size))
+                    part_mask = mask[part].to(device)  # (b, T)
+                    part_kwargs = {k: v[part].to(device) for k, v in kwargs.items()}
+
+                    def denoise(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                        return self.ema(z, t, mask=part_mask if self.config.mask_channel else None,
+                                        **part_kwargs)  # (b, T, D)
+
+                    z = run_sampler(denoise, (part_mask.shape[0], length, self.latent_dim), schedule=self.schedule,
+                                    sampler=sampler, steps=steps, generator=generator, device=device)  # (b, T, D)
+                    chunks.append(z * part_mask[..., None])  # (b, T, D): zero past each length
+            latents = torch.cat(chunks).float()  # (n, T, D)
+        finally:
+            self.train(was_training)
+        if self.config.clamp is not None:
+            latents = latents.clamp(-self.config.clamp, self.config.clamp)
+        return latents
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, condition_kind={self.condition_kind}, condition_dim={self.condition_dim}"

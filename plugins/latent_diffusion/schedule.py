@@ -1,0 +1,96 @@
+"""The DDPM noise schedule and the samplers (METHOD.md Sec. 3; LDNS_NOTES 1.5 and 1.8).
+
+Forward process (Ho et al. 2020), linear betas over ``train_steps`` steps (reference: 1000 steps,
+1e-4 -> 0.02):
+
+    alpha_bar_t = prod_{s <= t} (1 - beta_s),      z_t = sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps.
+
+The network predicts eps. Samplers, all from diffusers (imported on first use: it takes seconds),
+configured with the same betas, epsilon prediction and no sample clipping:
+
+- ``ddpm``: ancestral DDPM over all training steps, variance "fixed_small" (the reference).
+- ``ddim``: deterministic DDIM (eta 0), ``steps`` steps, "trailing" spacing so the first step
+  starts at t = train_steps - 1 (Lin et al. 2024).
+- ``dpm-solver++``: multistep DPM-Solver++ of order 2 (Lu et al. 2022), ``steps`` steps.
+
+Every random draw (initial noise, DDPM's per-step noise) comes from the caller's torch.Generator.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import torch
+
+__all__ = ["SAMPLERS", "NoiseSchedule", "make_scheduler", "run_sampler"]
+
+SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
+
+#: denoise(z_t (B, T, D), t (B,) long) -> predicted eps (B, T, D)
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class NoiseSchedule:
+    """Linear-beta DDPM schedule; ``betas`` and ``alphas_cumprod`` are float32 (train_steps,) tensors
+    computed exactly as diffusers does, so training and sampling share one schedule."""
+
+    def __init__(self, train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+        self.train_steps, self.beta_start, self.beta_end = train_steps, beta_start, beta_end
+        self.betas = torch.linspace(beta_start, beta_end, train_steps, dtype=torch.float32)  # (S,)
+        self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)  # (S,)
+        self._on_device: dict[torch.device, torch.Tensor] = {}  # alphas_cumprod copies, one per device
+
+    def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """z0, noise (B, T, D), t (B,) long -> z_t = sqrt(ab_t) z0 + sqrt(1 - ab_t) noise, (B, T, D)."""
+        if z0.device not in self._on_device:
+            self._on_device[z0.device] = self.alphas_cumprod.to(z0.device)
+        table = self._on_device[z0.device]  # (S,)
+        ab = table[t].to(z0.dtype)[:, None, None]  # (B, 1, 1)
+        return ab.sqrt() * z0 + (1.0 - ab).sqrt() * noise
+
+    def diffusers_options(self) -> dict[str, Any]:
+        """The keyword arguments every diffusers scheduler gets."""
+        return {"num_train_timesteps": self.train_steps, "beta_start": self.beta_start, "beta_end": self.beta_end,
+                "beta_schedule": "linear", "prediction_type": "epsilon"}
+
+
+def make_scheduler(sampler: str, schedule: NoiseSchedule, steps: int, device: torch.device | str = "cpu") -> Any:
+    """A diffusers scheduler for ``sampler`` with its timesteps set (ddpm ignores ``steps``: all of them)."""
+    common = schedule.diffusers_options()
+    if sampler == "ddpm":
+        from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+
+        scheduler = DDPMScheduler(**common, variance_type="fixed_small", clip_sample=False)
+        steps = schedule.train_steps
+    elif sampler == "ddim":
+        from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+
+        scheduler = DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+    elif sampler == "dpm-solver++":
+        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+
+        scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                                thresholding=False, lower_order_final=True)
+    else:
+        raise ValueError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
+    if not 1 <= steps <= schedule.train_steps:
+        raise ValueError(f"steps: expected 1 <= steps <= train_steps={schedule.train_steps}, got {steps}")
+    with warnings.catch_warnings():  # diffusers' np.array(tensor) trips a numpy 2 DeprecationWarning
+        warnings.filterwarnings("ignore", message=".*__array__ implementation", category=DeprecationWarning)
+        scheduler.set_timesteps(steps, device=device)
+    return scheduler
+
+
+def run_sampler(denoise: DenoiseFn, shape: tuple[int, int, int], *, schedule: NoiseSchedule, sampler: str,
+                steps: int, generator: torch.Generator | None = None,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Integrate the reverse process from z_T ~ N(0, I) of ``shape`` (B, T, D); returns z_0 (B, T, D) float32."""
+    scheduler = make_scheduler(sampler, schedule, steps, device)
+    z = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)  # (B, T, D)
+    z = z * scheduler.init_noise_sigma  # 1 for these variance-preserving schedulers
+    for t in scheduler.timesteps:
+        t_batch = torch.full((shape[0],), int(t), device=device, dtype=torch.long)  # (B,)
+        eps = denoise(scheduler.scale_model_input(z, t), t_batch)  # (B, T, D)
+        z = scheduler.step(eps, t, z, generator=generator, return_dict=False)[0]  # (B, T, D)
+    return z

@@ -1,0 +1,364 @@
+"""The latent-diffusion generator: S4D, denoiser, noise schedule, loss, EMA, samplers, conditions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ldns_plugins.latent_diffusion import ldns_register_components
+from ldns_plugins.latent_diffusion.denoiser import Denoiser, DenoiserBlock, timestep_embedding
+from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig, ema_decay
+from ldns_plugins.latent_diffusion.s4 import S4D, _powers, cached_kernels, convolve, convolve_direct
+from ldns_plugins.latent_diffusion.schedule import SAMPLERS, NoiseSchedule, make_scheduler, run_sampler
+
+T, D = 32, 4
+TINY = {"hidden": 16, "blocks": 1, "state_size": 8}
+
+
+def make_model(condition_kind: str | None = None, condition_dim: int = 0, **options) -> LatentDiffusion:
+    return LatentDiffusion(LatentDiffusionConfig(**{**TINY, **options}), latent_dim=D,
+                           condition_kind=condition_kind, condition_dim=condition_dim)
+
+
+def lengths_mask(lengths: list[int], length: int = T) -> torch.Tensor:
+    return torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: a second intra-op thread only adds synchronisation, and on a busy
+    2-core machine OpenMP spin-waiting made this file 3-7x slower (26-79 s against 11 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --- plugin registration -------------------------------------------------------------------------
+
+def test_registers_the_generator() -> None:
+    calls = []
+
+    class Registrar:
+        def add(self, kind, name, target, summary):
+            calls.append((kind, name, target))
+
+    ldns_register_components(Registrar())
+    assert calls == [("generator", "latent-diffusion", "ldns_plugins.latent_diffusion.model:LatentDiffusion")]
+
+
+# --- S4D and the denoiser ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_s4d_fft_convolution_matches_the_direct_sum(bidirectional: bool) -> None:
+    layer = S4D(3, state_size=8, bidirectional=bidirectional)
+    u = torch.randn(2, 3, 12)  # (B, H, L)
+    with torch.no_grad():
+        kernel = layer.kernel(12)
+        torch.testing.assert_close(convolve(u, kernel, layer.d), convolve_direct(u, kernel, layer.d),
+                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(layer.kernel(24)[..., :12], kernel, rtol=1e-5, atol=1e-6)  # length-agnostic
+        with cached_kernels(layer):
+            torch.testing.assert_close(layer(u), layer(u))
+            assert 12 in layer._cache
+        assert layer._cache is None
+
+
+def test_s4d_kernel_powers_match_the_direct_exponentials() -> None:
+    layer = S4D(3, state_size=8)
+    dt_a = torch.complex(-layer.log_neg_real.exp(), layer.imag) * layer.log_dt.exp()[:, None]  # (H, N/2)
+    for length in (1, 2, 7, 37):
+        direct = torch.exp(dt_a[..., None] * torch.arange(length))  # (H, N/2, L)
+        torch.testing.assert_close(_powers(dt_a.detach(), length), direct.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_untrained_block_is_the_identity() -> None:
+    block = DenoiserBlock(16, state_size=8)
+    x = torch.randn(3, 16, T)  # (B, C, T)
+    emb = torch.randn(3, 4)  # (B, C/4)
+    torch.testing.assert_close(block(x, emb), x, rtol=0, atol=0)
+    valid = lengths_mask([T, 20, 5])[:, None].float()  # (B, 1, T)
+    torch.testing.assert_close(block(x, emb, valid), x, rtol=0, atol=0)
+
+
+def test_timestep_embedding() -> None:
+    emb = timestep_embedding(torch.tensor([0, 7]))
+    assert emb.shape == (2, 256)
+    torch.testing.assert_close(emb[0], torch.cat([torch.ones(128), torch.zeros(128)]))
+    assert math.isclose(emb[1, 0].item(), math.cos(7.0), abs_tol=1e-6)  # the first frequency is 1
+    assert math.isclose(emb[1, 128].item(), math.sin(7.0), abs_tol=1e-6)
+
+
+def test_conv_in_is_grouped_like_the_reference() -> None:
+    assert Denoiser(8, hidden=64, blocks=1, state_size=8).conv_in.groups == 8  # Lorenz 8 -> 64
+    assert Denoiser(8, hidden=64, blocks=1, state_size=8, mask_channel=True).conv_in.groups == 1  # 9 does not divide 64
+    assert Denoiser(4, hidden=4, blocks=1, state_size=8).conv_in.groups == 1  # C == C_in
+
+
+def test_mask_channel_makes_the_denoiser_blind_to_padding() -> None:
+    denoiser = Denoiser(D, hidden=16, blocks=2, state_size=8, mask_channel=True)
+    for block in denoiser.blocks:  # open the gates so the blocks mix in time
+        torch.nn.init.normal_(block.modulation[1].weight)
+    z, t = torch.randn(1, 20, D), torch.tensor([300])
+    padded = torch.cat([z, 100 * torch.randn(1, 12, D)], dim=1)  # (1, T, D), garbage after bin 20
+    with torch.no_grad():
+        alone = denoiser(z, t, mask=lengths_mask([20], 20))
+        within = denoiser(padded, t, mask=lengths_mask([20]))
+    torch.testing.assert_close(within[:, :20], alone, rtol=1e-4, atol=1e-5)
+
+
+# --- noise schedule ------------------------------------------------------------------------------
+
+def test_noise_schedule_matches_its_formulas() -> None:
+    schedule = NoiseSchedule(1000, 1e-4, 0.02)
+    betas = schedule.betas.double()
+    assert betas.shape == (1000,)
+    assert math.isclose(betas[0].item(), 1e-4, rel_tol=1e-5) and math.isclose(betas[-1].item(), 0.02, rel_tol=1e-5)
+    torch.testing.assert_close(betas.diff(), torch.full((999,), (0.02 - 1e-4) / 999, dtype=torch.float64),
+                               rtol=1e-3, atol=1e-9)  # linear
+    torch.testing.assert_close(schedule.alphas_cumprod.double(), torch.cumprod(1 - betas, 0), rtol=1e-4, atol=1e-8)
+    assert 3e-5 < schedule.alphas_cumprod[-1] < 5e-5  # LDNS_NOTES 1.5: alpha_bar_T ~ 4.0e-5
+
+    z0, eps, t = torch.randn(3, T, D), torch.randn(3, T, D), torch.tensor([0, 500, 999])
+    ab = schedule.alphas_cumprod[t][:, None, None]
+    torch.testing.assert_close(schedule.add_noise(z0, eps, t), ab.sqrt() * z0 + (1 - ab).sqrt() * eps)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_shares_the_training_schedule(sampler: str) -> None:
+    schedule = NoiseSchedule(1000, 1e-4, 0.02)
+    scheduler = make_scheduler(sampler, schedule, steps=20)
+    torch.testing.assert_close(scheduler.alphas_cumprod, schedule.alphas_cumprod)
+    assert scheduler.config.prediction_type == "epsilon"
+    assert not scheduler.config.get("clip_sample", False) and not scheduler.config.get("thresholding", False)
+    assert len(scheduler.timesteps) == (1000 if sampler == "ddpm" else 20)
+    assert int(scheduler.timesteps.max()) == 999
+
+
+@pytest.mark.parametrize(("sampler", "steps", "tolerance"), [("ddpm", None, 0.05), ("ddim", 25, 0.15),
+                                                         ("dpm-solver++", 25, 0.05)])
+def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler: str, steps: int | None, tolerance: float) -> None:
+    """For z_0 ~ N(0, s^2 I) the optimal eps(z_t, t) = sqrt(1 - ab) z_t / (ab s^2 + 1 - ab): no network,
+    so this checks the samplers' wiring (timesteps, epsilon target, generator) on their own."""
+    schedule, s = NoiseSchedule(), 2.0
+
+    def exact(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = schedule.alphas_cumprod[t][:, None, None]
+        return (1 - ab).sqrt() * z / (ab * s**2 + 1 - ab)
+
+    z = run_sampler(exact, (256, 8, 2), schedule=schedule, sampler=sampler, steps=steps or 1000,
+                    generator=torch.Generator().manual_seed(0))
+    assert abs(z.std().item() - s) < tolerance * s and abs(z.mean().item()) < 0.05
+
+
+# --- training loss -------------------------------------------------------------------------------
+
+def test_training_loss_is_finite_and_trains_only_the_denoiser() -> None:
+    model = make_model(loss="smooth_l1")
+    losses = model.training_loss(torch.randn(4, T, D), lengths_mask([T] * 4), None)
+    assert set(losses) == {"loss"} and losses["loss"].ndim == 0 and torch.isfinite(losses["loss"])
+    losses["loss"].backward()
+    names = {name for name, _ in model.named_parameters()}
+    assert names and all(name.startswith("denoiser.") for name in names)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("mask_channel", [True, False])
+def test_loss_ignores_padded_bins_with_the_mask_channel(mask_channel: bool) -> None:
+    model = make_model(mask_channel=mask_channel)
+    for block in model.denoiser.blocks:
+        torch.nn.init.normal_(block.modulation[1].weight)
+    latents, mask = torch.randn(3, T, D), lengths_mask([T, 20, 9])
+    changed = latents.clone()
+    changed[~mask] = 50.0
+    torch.manual_seed(1)
+    loss = model.training_loss(latents, mask, None)["loss"]
+    torch.manual_seed(1)
+    loss_changed = model.training_loss(changed, mask, None)["loss"]
+    if mask_channel:
+        torch.testing.assert_close(loss_changed, loss)
+    else:  # without the mask channel the denoiser sees the padded bins (only the loss is masked)
+        assert not torch.allclose(loss_changed, loss)
+
+
+# --- EMA -----------------------------------------------------------------------------------------
+
+def test_ema_decay_warm_up() -> None:
+    assert ema_decay(0) == 0.0 and ema_decay(1) == 0.0  # the first two updates copy the live weights
+    for n in (2, 10, 1000):
+        assert math.isclose(ema_decay(n), 1 - n ** (-2 / 3))  # s = n - 1, 1 - (1 + s)^(-2/3)
+    assert ema_decay(10**9) == 0.9999
+    assert ema_decay(10**9, max_decay=0.99) == 0.99
+    assert math.isclose(ema_decay(5, power=0.5), 1 - 5 ** -0.5)
+
+
+def test_update_ema_moves_towards_the_live_weights() -> None:
+    model = make_model(ema_max_decay=0.995)
+    model.ema_updates.fill_(10)
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.add_(torch.randn_like(p))
+    before = {k: v.clone() for k, v in model.ema.named_buffers()}
+    live = dict(model.denoiser.named_parameters())
+    decay = model.update_ema()
+    assert math.isclose(decay, 1 - 10 ** (-2 / 3)) and int(model.ema_updates) == 11
+    for name, value in model.ema.named_buffers():
+        torch.testing.assert_close(value, decay * before[name] + (1 - decay) * live[name].detach())
+
+    model.ema_updates.fill_(10**8)
+    assert model.update_ema() == 0.995
+
+
+def test_ema_weights_live_in_the_state_dict() -> None:
+    model = make_model()
+    for _ in range(3):
+        with torch.no_grad():
+            for p in model.denoiser.parameters():
+                p.add_(0.1)
+        model.update_ema()
+    state = model.state_dict()
+    live_keys = {k[len("denoiser."):] for k in state if k.startswith("denoiser.")}
+    ema_keys = {k[len("ema."):] for k in state if k.startswith("ema.")}
+    assert live_keys == ema_keys and int(state["ema_updates"]) == 3
+    restored = make_model()
+    restored.load_state_dict(state)
+    for key, value in state.items():
+        torch.testing.assert_close(restored.state_dict()[key], value)
+
+
+# --- sampling ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_sample_shapes_padding_and_longer_lengths(sampler: str) -> None:
+    model = make_model(train_steps=50, steps=8)
+    model.training_loss(torch.randn(2, T, D), lengths_mask([T, T]), None)  # trains at length T
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    lengths = torch.tensor([2 * T, 20, 1])
+    z = model.sample(3, lengths, generator=torch.Generator().manual_seed(0), sampler=sampler)
+    assert z.shape == (3, 2 * T, D) and z.dtype == torch.float32
+    assert torch.isfinite(z).all() and (z.abs() <= 5.0).all()
+    assert (z[1, 20:] == 0).all() and (z[2, 1:] == 0).all() and (z[0] != 0).all()
+    assert model.training  # mode restored
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, weights[key]), key  # sampling changes no weight
+
+
+def test_sample_with_mask_channel_zeroes_the_tail() -> None:
+    model = make_model(mask_channel=True, clamp=None)
+    z = model.sample(2, torch.tensor([T, 10]), generator=torch.Generator().manual_seed(0), steps=5)
+    assert z.shape == (2, T, D) and (z[1, 10:] == 0).all() and (z[1, :10] != 0).all()
+
+
+def test_sample_is_reproducible_per_seed() -> None:
+    model = make_model(train_steps=50)
+    lengths = torch.full((4,), T)
+
+    def draw(seed: int, sampler: str, **options) -> torch.Tensor:
+        return model.sample(4, lengths, generator=torch.Generator().manual_seed(seed), sampler=sampler, **options)
+
+    for sampler in ("ddpm", "dpm-solver++"):
+        torch.testing.assert_close(draw(3, sampler), draw(3, sampler), rtol=0, atol=0)
+        assert not torch.allclose(draw(3, sampler), draw(4, sampler))
+    torch.testing.assert_close(draw(3, "ddim", batch_size=2), draw(3, "ddim", batch_size=2), rtol=0, atol=0)
+    torch.testing.assert_close(draw(3, "ddpm", steps=7), draw(3, "ddpm"), rtol=0, atol=0)  # ddpm: all steps
+
+
+def test_sample_uses_the_ema_weights() -> None:
+    model = make_model(steps=5)
+    generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    before = model.sample(2, torch.tensor([T, T]), generator=generator())
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.add_(torch.randn_like(p))  # live weights change, EMA does not
+    torch.testing.assert_close(model.sample(2, torch.tensor([T, T]), generator=generator()), before)
+    model.ema_updates.zero_()
+    model.update_ema()  # decay 0: EMA := live
+    assert not torch.allclose(model.sample(2, torch.tensor([T, T]), generator=generator()), before)
+
+
+def test_sample_rejects_bad_options() -> None:
+    model = make_model()
+    with pytest.raises(ValueError, match="sampler"):
+        model.sample(2, torch.tensor([T, T]), sampler="euler")
+    with pytest.raises(ValueError, match="steps"):
+        model.sample(2, torch.tensor([T, T]), sampler="ddim", steps=2000)
+    with pytest.raises(ValueError, match="lengths"):
+        model.sample(3, torch.tensor([T, T]))
+    with pytest.raises(ValueError, match="hidden"):
+        LatentDiffusionConfig(hidden=18)
+    with pytest.raises(ValueError, match="steps"):
+        LatentDiffusionConfig(train_steps=10, steps=25)
+
+
+def test_trained_model_matches_simple_latent_statistics() -> None:
+    """Latents = a fixed sinusoid per channel times an N(0, 1) amplitude per trial, normalised."""
+    phase = torch.arange(T)[:, None] * (2 * math.pi / T) * torch.tensor([1.0, 1.0, 2.0, 3.0]) + torch.arange(D)  # (T, D)
+    template = torch.sin(phase) / torch.sin(phase).std(0)  # (T, D), unit std per channel over time
+
+    def draw(n: int) -> torch.Tensor:
+        return torch.randn(n, 1, 1) * template  # (n, T, D), per-channel mean 0, std 1
+
+    model = make_model(hidden=32)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    mask = lengths_mask([T] * 32)
+    for _ in range(400):
+        loss = model.training_loss(draw(32), mask, None)["loss"]
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        model.update_ema()
+    z = model.sample(256, torch.full((256,), T), generator=torch.Generator().manual_seed(0))  # (256, T, D)
+    mean, std = z.mean((0, 1)), z.std((0, 1))  # (D,)
+    assert (mean.abs() < 0.25).all(), mean
+    assert ((std > 0.5) & (std < 1.6)).all(), std
+    # Structure, not just moments: most of a sample's energy lies along the template (pure noise: ~1/T).
+    along = (z * template).sum(1) ** 2 / template.square().sum(0)  # (256, D)
+    explained = along.sum(0) / z.square().sum((0, 1))  # (D,)
+    assert (explained > 0.2).all(), explained
+
+
+# --- conditions ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["vector", "sequence"])
+def test_conditional_models_train_and_sample(kind: str) -> None:
+    model = make_model(kind, 2, steps=4)
+    condition = torch.randn(3, 2) if kind == "vector" else torch.randn(3, T, 2)
+    loss = model.training_loss(torch.randn(3, T, D), lengths_mask([T] * 3), condition)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    lengths = torch.tensor([T, T, 12])
+    z = model.sample(3, lengths, condition, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (3, T, D) and (z[2, 12:] == 0).all()
+
+    for block in model.ema.blocks:  # an untrained denoiser ignores its embedding: open the gates
+        torch.nn.init.normal_(block.modulation[1].weight)
+    a = model.sample(3, lengths, condition, generator=torch.Generator().manual_seed(0))
+    b = model.sample(3, lengths, condition + 1.0, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(a, b)  # the condition reaches the output
+
+
+@pytest.mark.parametrize(("kind", "bad"), [("vector", (3, 3)), ("vector", (3, T, 2)), ("sequence", (3, 2)),
+                                           ("sequence", (3, T + 1, 2)), ("sequence", (2, T, 2))])
+def test_wrong_condition_shape_names_condition(kind: str, bad: tuple[int, ...]) -> None:
+    model = make_model(kind, 2)
+    with pytest.raises(ValueError, match="condition"):
+        model.training_loss(torch.randn(3, T, D), lengths_mask([T] * 3), torch.randn(bad))
+    with pytest.raises(ValueError, match="condition"):
+        model.sample(3, torch.full((3,), T), torch.randn(bad))
+
+
+def test_condition_presence_must_match_the_model() -> None:
+    with pytest.raises(ValueError, match="condition"):
+        make_model().sample(2, torch.tensor([T, T]), torch.randn(2, 2))
+    with pytest.raises(ValueError, match="condition"):
+        make_model("vector", 2).sample(2, torch.tensor([T, T]))
+    with pytest.raises(ValueError, match="condition_kind"):
+        make_model("image", 2)
