@@ -17,6 +17,7 @@ from ldns_framework.errors import DataError, LdnsError, PluginError, SpecError
 __version__ = "0.1.0"
 
 _LAZY = {
+    "metrics": "ldns_framework.metrics",
     "Batch": "ldns_framework.batch",
     "Conditioner": "ldns_framework.interfaces",
     "DataSource": "ldns_framework.interfaces",
@@ -44,7 +45,8 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
+        module = import_module(_LAZY[name])
+        value = module if module.__name__ == f"{__name__}.{name}" else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'ldns_framework' has no attribute {name!r}")

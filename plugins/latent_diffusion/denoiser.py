@@ -127,7 +127,7 @@ class Denoiser(nn.Module):
             inputs.append(mask[..., None].to(z.dtype))  # (B, T, 1)
         x = torch.cat(inputs, dim=-1).transpose(1, 2)  # (B, C_in, T)
         if valid is not None:
-            x = x * valid  # (B, C_in, T): nothing of a padded bin enters
+            x = x.masked_fill(valid == 0, 0.0)  # (B, C_in, T): nothing of a padded bin enters, not even inf/nan
         emb = self.time_embed(timestep_embedding(t.expand(batch)))  # (B, C/4)
         if self.vector_embed is not None:
             emb = emb + self.vector_embed(vector.to(emb.dtype))  # (B, C/4)

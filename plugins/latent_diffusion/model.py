@@ -13,8 +13,8 @@ Usage::
 
     model = LatentDiffusion(LatentDiffusionConfig(hidden=32, blocks=2), latent_dim=8)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    latents = torch.randn(64, 128, 8)                        # (B, T, D), normalised
-    mask = torch.ones(64, 128, dtype=torch.bool)              # (B, T), False = padding
+    latents = torch.randn(64, 128, 8)                     # (B, T, D), normalised
+    mask = torch.ones(64, 128, dtype=torch.bool)           # (B, T), False = padding
 
     for step in range(200):
         loss = model.training_loss(latents, mask, None)["loss"]
@@ -22,18 +22,17 @@ Usage::
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
-        model.update_ema()                                    # after every optimiser step
+        model.update_ema()                                 # after every optimiser step
 
-    lengths = torch.full((16,), 256)                          # S4 is length-agnostic: 2x training length
+    lengths = torch.full((16,), 256)                       # S4 is length-agnostic: 2x training length
     gen = torch.Generator().manual_seed(0)
-    fast = model.sample(16, lengths, generator=gen)           # (16, 256, 8): dpm-solver++, 25 steps
+    fast = model.sample(16, lengths, generator=gen)        # (16, 256, 8): dpm-solver++, 25 steps
     ref = model.sample(16, lengths, generator=gen, sampler="ddpm")  # all 1000 ancestral steps
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import attrs
 import torch
@@ -66,6 +65,9 @@ class LatentDiffusionConfig:
     train_steps: int = option(1000, doc="Diffusion timesteps of the forward process (reference 1000).", ge=2)
     beta_start: float = option(1.0e-4, doc="First beta of the linear noise schedule.", gt=0, lt=1)
     beta_end: float = option(0.02, doc="Last beta of the linear noise schedule.", gt=0, lt=1)
+    prediction: str = option("epsilon", doc="What the denoiser predicts: 'epsilon' (the reference) or "
+                                            "'v_prediction' (better conditioned at high noise).",
+                             choices=("epsilon", "v_prediction"))
     loss: str = option("mse", doc="Loss on the predicted noise: 'mse' (reference Lorenz) or 'smooth_l1' "
                                   "(reference monkey and human).", choices=("mse", "smooth_l1"))
     smooth_l1_beta: float = option(0.04, doc="Beta of the SmoothL1 loss (reference 0.04, 0.05 conditional).", gt=0)
@@ -76,10 +78,6 @@ class LatentDiffusionConfig:
                                            "denoiser blind to padded bins (variable-length data, reference human).")
     clamp: float | None = option(5.0, doc="Clamp the sampled normalised latents to [-clamp, clamp]; null = off "
                                           "(reference clamps Lorenz latents to [-5, 5]).", gt=0)
-    sampler: str = option("dpm-solver++", doc="Default sampler: 'ddpm' (all train_steps ancestral steps, the "
-                                              "reference), 'ddim' or 'dpm-solver++'.", choices=SAMPLERS)
-    steps: int = option(25, doc="Default number of steps of ddim and dpm-solver++ (ddpm always runs all "
-                                "train_steps).", ge=1)
 
     def __attrs_post_init__(self) -> None:
         if self.hidden % 4:
@@ -88,8 +86,6 @@ class LatentDiffusionConfig:
             raise ValueError(f"state_size: expected an even number (conjugate pairs), got {self.state_size}")
         if self.beta_start > self.beta_end:
             raise ValueError(f"beta_start: expected <= beta_end={self.beta_end}, got {self.beta_start}")
-        if self.steps > self.train_steps:
-            raise ValueError(f"steps: expected <= train_steps={self.train_steps}, got {self.steps}")
 
 
 def ema_decay(updates_so_far: int, *, power: float = 2.0 / 3.0, max_decay: float = 0.9999) -> float:
@@ -135,7 +131,7 @@ class LatentDiffusion(LatentGenerator):
         if condition_kind is not None and condition_dim < 1:
             raise ValueError(f"condition_dim: expected >= 1 for a {condition_kind} condition, got {condition_dim}")
         c = self.config
-        self.schedule = NoiseSchedule(c.train_steps, c.beta_start, c.beta_end)
+        self.schedule = NoiseSchedule(c.train_steps, c.beta_start, c.beta_end, c.prediction)
         self.denoiser = Denoiser(latent_dim, hidden=c.hidden, blocks=c.blocks, state_size=c.state_size,
                                  vector_dim=condition_dim if condition_kind == "vector" else 0,
                                  sequence_dim=condition_dim if condition_kind == "sequence" else 0,
@@ -146,7 +142,7 @@ class LatentDiffusion(LatentGenerator):
     # --- conditions -------------------------------------------------------------------------------
 
     def _check_condition(self, condition: torch.Tensor | None, n: int, length: int) -> dict[str, torch.Tensor]:
-        """Denoiser keyword arguments for ``condition``; ValueError naming ``condition`` on a mismatch."""
+        """Denoiser keyword arguments for ``condition``; an InputError naming ``condition`` on a mismatch."""
         kind, dim = self.condition_kind, self.condition_dim
         if kind is None:
             if condition is not None:
@@ -166,20 +162,21 @@ class LatentDiffusion(LatentGenerator):
 
     def training_loss(self, latents: torch.Tensor, mask: torch.Tensor,
                       condition: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """latents (B, T, D) normalised, mask (B, T) bool -> {"loss": eps-prediction loss averaged over
+        """latents (B, T, D) normalised, mask (B, T) bool -> {"loss": eps- or v-prediction loss averaged over
         valid (trial, bin, channel) entries}. t and eps come from the global torch RNG (METHOD.md Sec. 3)."""
         batch, length, _ = latents.shape
         kwargs = self._check_condition(condition, batch, length)
         t = torch.randint(0, self.config.train_steps, (batch,), device=latents.device)  # (B,)
         noise = torch.randn_like(latents)  # (B, T, D)
         noisy = self.schedule.add_noise(latents, noise, t)  # (B, T, D)
-        eps = self.denoiser(noisy, t, mask=mask if self.config.mask_channel else None, **kwargs)  # (B, T, D)
+        predicted = self.denoiser(noisy, t, mask=mask if self.config.mask_channel else None, **kwargs)  # (B, T, D)
+        target = self.schedule.target(latents, noise, t)  # (B, T, D): eps or v
         if self.config.loss == "mse":
-            per_entry = F.mse_loss(eps, noise, reduction="none")  # (B, T, D)
+            per_entry = F.mse_loss(predicted, target, reduction="none")  # (B, T, D)
         else:
-            per_entry = F.smooth_l1_loss(eps, noise, reduction="none", beta=self.config.smooth_l1_beta)
-        valid = mask[..., None].to(per_entry.dtype)  # (B, T, 1)
-        loss = (per_entry * valid).sum() / (valid.sum() * self.latent_dim).clamp_min(1.0)
+            per_entry = F.smooth_l1_loss(predicted, target, reduction="none", beta=self.config.smooth_l1_beta)
+        valid = mask[..., None].bool()  # (B, T, 1)
+        loss = per_entry.masked_fill(~valid, 0.0).sum() / (valid.sum() * self.latent_dim).clamp_min(1)
         return {"loss": loss}
 
     @torch.no_grad()
@@ -197,22 +194,21 @@ class LatentDiffusion(LatentGenerator):
 
     @torch.no_grad()
     def sample(self, n: int, lengths: torch.Tensor, condition: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, *, sampler: str | None = None, steps: int | None = None,
+               generator: torch.Generator | None = None, *, sampler: str = "dpm-solver++", steps: int = 25,
                batch_size: int | None = None) -> torch.Tensor:
         """Draw ``n`` normalised latent trials with the EMA weights -> (n, max(lengths), D) float32,
         zero past each trial's length, clamped to [-clamp, clamp] when ``clamp`` is set.
 
         lengths (n,) long; condition (n, dim) for a vector condition or (n, max(lengths), dim) for a
-        sequence condition. ``sampler`` and ``steps`` default to the config's; ddpm ignores ``steps``
-        and always runs all train_steps (the reference). Trials are drawn ``batch_size`` at a time
+        sequence condition. ``sampler`` is 'ddpm', 'ddim' or 'dpm-solver++' (a run's spec chooses it in
+        its ``sample`` section); ddpm ignores ``steps`` and always runs all train_steps (the reference). Trials are drawn ``batch_size`` at a time
         (default: all at once), in order, from ``generator`` (the global RNG when None), so a seed
         gives the same samples for the same batch_size. With ``mask_channel`` the denoiser sees each
         trial's mask; without it all trials are sampled at max(lengths) and cut (LDNS_NOTES 1.6, 1.8).
         """
-        sampler = self.config.sampler if sampler is None else sampler
         if sampler not in SAMPLERS:
             raise InputError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
-        steps = self.config.train_steps if sampler == "ddpm" else self.config.steps if steps is None else steps
+        steps = self.config.train_steps if sampler == "ddpm" else steps
         if not 1 <= steps <= self.config.train_steps:
             raise InputError(f"steps: expected 1 <= steps <= train_steps={self.config.train_steps}, got {steps}")
         lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1).cpu()

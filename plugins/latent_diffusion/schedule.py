@@ -5,8 +5,10 @@ Forward process (Ho et al. 2020), linear betas over ``train_steps`` steps (refer
 
     alpha_bar_t = prod_{s <= t} (1 - beta_s),      z_t = sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps.
 
-The network predicts eps. Samplers, all from diffusers (imported on first use: it takes seconds),
-configured with the same betas, epsilon prediction and no sample clipping:
+The network predicts eps (the reference) or v = sqrt(ab) eps - sqrt(1 - ab) z_0 (Salimans & Ho
+2022), which at high noise is close to -z_0, so errors of an under-trained network are not
+amplified by 1/sqrt(ab) into the clean latents. Samplers, all from diffusers (imported on first
+use: it takes seconds), configured with the same betas and prediction target and no clipping:
 
 - ``ddpm``: ancestral DDPM over all training steps, variance "fixed_small" (the reference).
 - ``ddim``: deterministic DDIM (eta 0), ``steps`` steps, "trailing" spacing so the first step
@@ -26,8 +28,9 @@ import torch
 __all__ = ["SAMPLERS", "NoiseSchedule", "make_scheduler", "run_sampler"]
 
 SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
+PREDICTIONS = ("epsilon", "v_prediction")
 
-#: denoise(z_t (B, T, D), t (B,) long) -> predicted eps (B, T, D)
+#: denoise(z_t (B, T, D), t (B,) long) -> predicted eps or v (B, T, D)
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -35,24 +38,37 @@ class NoiseSchedule:
     """Linear-beta DDPM schedule; ``betas`` and ``alphas_cumprod`` are float32 (train_steps,) tensors
     computed exactly as diffusers does, so training and sampling share one schedule."""
 
-    def __init__(self, train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> None:
+    def __init__(self, train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+                 prediction: str = "epsilon") -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction: expected one of {', '.join(map(repr, PREDICTIONS))}, got {prediction!r}")
         self.train_steps, self.beta_start, self.beta_end = train_steps, beta_start, beta_end
+        self.prediction = prediction
         self.betas = torch.linspace(beta_start, beta_end, train_steps, dtype=torch.float32)  # (S,)
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)  # (S,)
         self._on_device: dict[torch.device, torch.Tensor] = {}  # alphas_cumprod copies, one per device
 
+    def _alpha_bar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if like.device not in self._on_device:
+            self._on_device[like.device] = self.alphas_cumprod.to(like.device)
+        return self._on_device[like.device][t].to(like.dtype)[:, None, None]  # (B, 1, 1)
+
     def add_noise(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """z0, noise (B, T, D), t (B,) long -> z_t = sqrt(ab_t) z0 + sqrt(1 - ab_t) noise, (B, T, D)."""
-        if z0.device not in self._on_device:
-            self._on_device[z0.device] = self.alphas_cumprod.to(z0.device)
-        table = self._on_device[z0.device]  # (S,)
-        ab = table[t].to(z0.dtype)[:, None, None]  # (B, 1, 1)
+        ab = self._alpha_bar(t, z0)  # (B, 1, 1)
         return ab.sqrt() * z0 + (1.0 - ab).sqrt() * noise
+
+    def target(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """What the network learns to predict: eps, or v = sqrt(ab) eps - sqrt(1 - ab) z0 (Salimans & Ho 2022)."""
+        if self.prediction == "epsilon":
+            return noise
+        ab = self._alpha_bar(t, z0)  # (B, 1, 1)
+        return ab.sqrt() * noise - (1.0 - ab).sqrt() * z0
 
     def diffusers_options(self) -> dict[str, Any]:
         """The keyword arguments every diffusers scheduler gets."""
         return {"num_train_timesteps": self.train_steps, "beta_start": self.beta_start, "beta_end": self.beta_end,
-                "beta_schedule": "linear", "prediction_type": "epsilon"}
+                "beta_schedule": "linear", "prediction_type": self.prediction}
 
 
 def make_scheduler(sampler: str, schedule: NoiseSchedule, steps: int, device: torch.device | str = "cpu") -> Any:

@@ -184,6 +184,9 @@ def test_loss_ignores_padded_bins_with_the_mask_channel(mask_channel: bool) -> N
     loss_changed = model.training_loss(changed, mask, None)["loss"]
     if mask_channel:
         torch.testing.assert_close(loss_changed, loss)
+        changed[~mask] = float("nan")
+        torch.manual_seed(1)
+        torch.testing.assert_close(model.training_loss(changed, mask, None)["loss"], loss)
     else:  # without the mask channel the denoiser sees the padded bins (only the loss is masked)
         assert not torch.allclose(loss_changed, loss)
 
@@ -237,11 +240,11 @@ def test_ema_weights_live_in_the_state_dict() -> None:
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_sample_shapes_padding_and_longer_lengths(sampler: str) -> None:
-    model = make_model(train_steps=50, steps=8)
+    model = make_model(train_steps=50)
     model.training_loss(torch.randn(2, T, D), lengths_mask([T, T]), None)  # trains at length T
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     lengths = torch.tensor([2 * T, 20, 1])
-    z = model.sample(3, lengths, generator=torch.Generator().manual_seed(0), sampler=sampler)
+    z = model.sample(3, lengths, generator=torch.Generator().manual_seed(0), sampler=sampler, steps=8)
     assert z.shape == (3, 2 * T, D) and z.dtype == torch.float32
     assert torch.isfinite(z).all() and (z.abs() <= 5.0).all()
     assert (z[1, 20:] == 0).all() and (z[2, 1:] == 0).all() and (z[0] != 0).all()
@@ -271,16 +274,16 @@ def test_sample_is_reproducible_per_seed() -> None:
 
 
 def test_sample_uses_the_ema_weights() -> None:
-    model = make_model(steps=5)
+    model = make_model()
     generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    before = model.sample(2, torch.tensor([T, T]), generator=generator())
+    before = model.sample(2, torch.tensor([T, T]), generator=generator(), steps=5)
     with torch.no_grad():
         for p in model.denoiser.parameters():
             p.add_(torch.randn_like(p))  # live weights change, EMA does not
-    torch.testing.assert_close(model.sample(2, torch.tensor([T, T]), generator=generator()), before)
+    torch.testing.assert_close(model.sample(2, torch.tensor([T, T]), generator=generator(), steps=5), before)
     model.ema_updates.zero_()
     model.update_ema()  # decay 0: EMA := live
-    assert not torch.allclose(model.sample(2, torch.tensor([T, T]), generator=generator()), before)
+    assert not torch.allclose(model.sample(2, torch.tensor([T, T]), generator=generator(), steps=5), before)
 
 
 def test_sample_rejects_bad_options() -> None:
@@ -293,8 +296,8 @@ def test_sample_rejects_bad_options() -> None:
         model.sample(3, torch.tensor([T, T]))
     with pytest.raises(ValueError, match="hidden"):
         LatentDiffusionConfig(hidden=18)
-    with pytest.raises(ValueError, match="steps"):
-        LatentDiffusionConfig(train_steps=10, steps=25)
+    with pytest.raises(ValueError, match="prediction"):
+        LatentDiffusionConfig(prediction="x0")
 
 
 def test_trained_model_matches_simple_latent_statistics() -> None:
@@ -329,13 +332,13 @@ def test_trained_model_matches_simple_latent_statistics() -> None:
 
 @pytest.mark.parametrize("kind", ["vector", "sequence"])
 def test_conditional_models_train_and_sample(kind: str) -> None:
-    model = make_model(kind, 2, steps=4)
+    model = make_model(kind, 2)
     condition = torch.randn(3, 2) if kind == "vector" else torch.randn(3, T, 2)
     loss = model.training_loss(torch.randn(3, T, D), lengths_mask([T] * 3), condition)["loss"]
     loss.backward()
     assert torch.isfinite(loss)
     lengths = torch.tensor([T, T, 12])
-    z = model.sample(3, lengths, condition, generator=torch.Generator().manual_seed(0))
+    z = model.sample(3, lengths, condition, generator=torch.Generator().manual_seed(0), steps=4)
     assert z.shape == (3, T, D) and (z[2, 12:] == 0).all()
 
     for block in model.ema.blocks:  # an untrained denoiser ignores its embedding: open the gates
@@ -362,3 +365,17 @@ def test_condition_presence_must_match_the_model() -> None:
         make_model("vector", 2).sample(2, torch.tensor([T, T]))
     with pytest.raises(ValueError, match="condition_kind"):
         make_model("image", 2)
+
+
+def test_v_prediction_target_and_sampler_agree() -> None:
+    schedule = NoiseSchedule(1000, 1e-4, 0.02, prediction="v_prediction")
+    z0, noise, t = torch.randn(3, 5, 2), torch.randn(3, 5, 2), torch.tensor([0, 500, 999])
+    ab = schedule.alphas_cumprod[t][:, None, None]
+    torch.testing.assert_close(schedule.target(z0, noise, t), ab.sqrt() * noise - (1 - ab).sqrt() * z0)
+    # z0 is recovered exactly from z_t and the true v: sqrt(ab) z_t - sqrt(1 - ab) v
+    z_t = schedule.add_noise(z0, noise, t)
+    torch.testing.assert_close(ab.sqrt() * z_t - (1 - ab).sqrt() * schedule.target(z0, noise, t), z0, atol=1e-5, rtol=0)
+    assert make_scheduler("dpm-solver++", schedule, steps=10).config.prediction_type == "v_prediction"
+    model = make_model(prediction="v_prediction", train_steps=50)
+    assert torch.isfinite(model.training_loss(torch.randn(2, T, D), lengths_mask([T, T]), None)["loss"])
+    assert model.sample(2, torch.tensor([T, T]), generator=torch.Generator().manual_seed(0), steps=4).shape == (2, T, D)

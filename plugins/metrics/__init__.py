@@ -1,0 +1,47 @@
+"""The built-in ``metric`` components: generated spikes against real ones (METHOD.md section 7).
+
+Each metric compares model samples with real trials and returns named floats; the numbers
+come from :mod:`ldns_framework.metrics` (one vectorised implementation, tested against the
+reference). Every metric here is a :class:`~ldns_plugins.metrics.base.PooledMetric`: its
+statistics are sums over trials, so the evaluation's bootstrap folds re-weight per-trial
+statistics instead of recomputing them (``ldns_framework.evaluation``).
+
+=====================  =======================================================================
+``mean-rate``          RMSE and Pearson r of per-neuron mean rates (Hz, or spikes/bin)
+``population-count``   KL(model || data) of the population spike-count KDE, density Pearson r
+``pairwise-correlation``  RMSE (unique pairs, and the reference's N^2 variant) and r of correlations
+``isi``                RMSE and r of per-neuron mean and std ISI (seconds, or bins for Lorenz)
+``autocorrelation``    RMSE of per-neuron auto-correlations (lags 1..10) and per neuron group
+``psth``               RMSE and r of PSTHs per condition (needs an integer condition covariate)
+=====================  =======================================================================
+
+Usage::
+
+    from ldns_plugins.metrics.isi import Isi, IsiConfig
+
+    values = Isi(IsiConfig(min_isis=2)).compute(model=samples, data=test)   # two SpikeData
+    values["mean_isi_rmse"], values["std_isi_rmse"]                          # seconds
+
+In a spec or from the CLI they are named by their short names (``type: isi``); ``ldns
+evaluate`` runs every registered metric.
+"""
+
+from ldns_framework import hookimpl
+
+_COMPONENTS = (
+    ("mean-rate", "rates:MeanRate", "RMSE and Pearson r of per-neuron mean firing rates."),
+    ("population-count", "population:PopulationCount",
+     "KL(model || data) of the population spike-count KDE (Scott bandwidth), and the densities' Pearson r."),
+    ("pairwise-correlation", "correlation:PairwiseCorrelation",
+     "RMSE and Pearson r of the pairwise (zero-lag) correlation matrices."),
+    ("isi", "isi:Isi", "RMSE and Pearson r of per-neuron mean and std inter-spike intervals."),
+    ("autocorrelation", "autocorrelation:Autocorrelation",
+     "RMSE of per-neuron and per-group auto-correlations (optionally cross-correlations)."),
+    ("psth", "psth:Psth", "RMSE and Pearson r of the PSTH per condition (integer condition covariate)."),
+)
+
+
+@hookimpl
+def ldns_register_components(registrar):
+    for name, target, summary in _COMPONENTS:
+        registrar.add("metric", name, f"ldns_plugins.metrics.{target}", summary=summary)
