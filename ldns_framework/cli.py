@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -184,6 +185,33 @@ def _data_from_argument(source: str, pipeline: Any) -> Any:
     return pipeline.registry.build("data", raw["data"], path="data").load()
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ldns_framework.evaluation import evaluate_run, format_table
+
+    out = Path(args.out) if args.out else Path(args.run) / "metrics.json"
+    records = evaluate_run(args.run, args.samples, args.against, args.folds, args.metric or None,
+                           registry=_registry(args), seed=args.seed, protocol=args.protocol, out=out,
+                           progress=not args.no_progress, workers=args.workers)
+    print(format_table(records))
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ldns_framework.report import report_run
+
+    extra = {}
+    for item in args.extra:
+        if "=" not in item:
+            raise LdnsError(f"--extra: expected NAME=FILE, got {item!r}")
+        name, path = item.split("=", 1)
+        extra[name] = path
+    page = report_run(args.run, samples_path=args.samples, metrics_path=args.metrics, extra_samples=extra,
+                      registry=_registry(args), split=args.split)
+    print(f"report: {page}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ldns_framework.demo import run_demo
 
@@ -251,6 +279,29 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--batch-size", type=int, help="trials per batch (default: the spec's sample.batch_size)")
     sample.add_argument("--out", required=True, help="output .npz")
     sample.set_defaults(func=cmd_sample)
+
+    evaluate = commands.add_parser("evaluate", help="compare generated samples with real trials (metrics.json)")
+    evaluate.add_argument("run", help="run directory")
+    evaluate.add_argument("--samples", help="samples .npz (default: the newest RUN/samples/*.npz)")
+    evaluate.add_argument("--against", choices=("train", "test", "both"), default="both", help="real split(s) to compare with")
+    evaluate.add_argument("--folds", type=int, default=5, help="bootstrap folds (mean and spread are reported)")
+    evaluate.add_argument("--protocol", choices=("bootstrap", "matched", "full"), default="bootstrap",
+                          help="how folds are drawn (bootstrap: as the paper; matched: all at half size; full: no resampling)")
+    evaluate.add_argument("--metric", action="append", default=[], metavar="NAME", help="only these metrics (repeatable)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the folds and the Poisson baseline")
+    evaluate.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for the folds")
+    evaluate.add_argument("--out", help="output file (default: RUN/metrics.json)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    report = commands.add_parser("report", help="write RUN/report/index.html with figures")
+    report.add_argument("run", help="run directory")
+    report.add_argument("--samples", help="samples .npz (default: the newest RUN/samples/*.npz)")
+    report.add_argument("--metrics", help="metrics.json (default: RUN/metrics.json when present)")
+    report.add_argument("--extra", action="append", default=[], metavar="NAME=FILE",
+                        help="another sample set to show beside the model's (repeatable)")
+    report.add_argument("--split", default="test", help="real split shown against the samples")
+    report.set_defaults(func=cmd_report)
 
     demo = commands.add_parser("demo", help="the whole pipeline on built-in Lorenz data (a few minutes on a CPU)")
     demo.add_argument("--out", default="runs/demo", help="run directory (an existing one is resumed)")

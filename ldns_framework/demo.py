@@ -33,7 +33,12 @@ def run_demo(out: Path, spec_path: str | None, overrides: list[str], registry: A
     samples = pipeline.sample(test.n_trials, seed=pipeline.spec.seed)
     sample_path = pipeline.write_samples(samples, out / "samples" / "demo.npz")
     print(f"samples: {sample_path}")
-    from ldns_framework.demo_report import print_comparison
+    from ldns_framework.evaluation import evaluate_run, format_table
+    from ldns_framework.report import report_run
 
-    print_comparison(pipeline, samples, test)
+    records = evaluate_run(out, sample_path, "both", 5, registry=registry)
+    print(format_table(records))
+    page = report_run(out, samples_path=sample_path, registry=registry)
+    print(f"metrics: {out / 'metrics.json'}")
+    print(f"report: {page}")
     print(f"demo finished in {time.perf_counter() - started:.0f} s; run directory: {out}")

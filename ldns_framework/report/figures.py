@@ -68,7 +68,7 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
     path = Path(path)
     FigureCanvasAgg(figure)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+        figure.savefig(tmp, format="png", dpi=dpi)
     return path
 
 
@@ -151,7 +151,7 @@ def _scatter_panel(ax: Any, data_values: np.ndarray, model_values: Mapping[str, 
     ax.set_title(f"{title}\nr: " + ", ".join(rs), fontsize=10)
     ax.set_xlabel(f"data: {label}")
     ax.set_ylabel(f"model: {label}")
-    ax.set_aspect("equal", adjustable="box")
+    ax.set_box_aspect(1)  # square panel; with equal limits the identity line is the diagonal
     ax.legend(fontsize=8, loc="upper left")
 
 
@@ -172,7 +172,7 @@ def statistics_figure(data: SpikeData, models: Mapping[str, SpikeData], seed: in
 
     data_isi = isi(data)
     model_isi = {name: isi(s) for name, s in models.items()}
-    figure = _new_figure(17, 4.6)
+    figure = _new_figure(17, 5.0)
     axes = figure.subplots(1, 4)
     _scatter_panel(axes[0], rates(data), {n: rates(s) for n, s in models.items()}, "per-neuron mean rate",
                    _rate_label(unit), rng)
@@ -216,7 +216,8 @@ def population_count_figure(data: SpikeData, models: Mapping[str, SpikeData], ba
         ax.set_yscale(scale)
         ax.set_xlabel("population spike count per bin (sum over neurons)")
         ax.set_ylabel("probability")
-    axes[1].set_ylim(bottom=max(1e-8, float(np.exp(log_density["data"]).min()) / 10))
+    peak = max(float(np.nanmax(np.exp(log_p))) for log_p in log_density.values())
+    axes[1].set_ylim(max(1e-8, float(np.exp(log_density["data"]).min()) / 10), 2 * peak)
     axes[0].set_title("population spike count density")
     axes[1].set_title("the same, log scale")
     axes[0].legend(fontsize=8)

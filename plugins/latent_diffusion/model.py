@@ -76,6 +76,9 @@ class LatentDiffusionConfig:
     ema_power: float = option(2.0 / 3.0, doc="Power of the EMA decay warm-up (diffusers EMAModel default 2/3).", gt=0)
     mask_channel: bool = option(False, doc="Feed the validity mask as an extra denoiser channel and make the "
                                            "denoiser blind to padded bins (variable-length data, reference human).")
+    x0_clip: float | None = option(None, doc="While sampling, clip the clean latents implied by each denoiser "
+                                             "output to [-x0_clip, x0_clip] (thresholding to the training range; "
+                                             "null = off, the reference).", gt=0)
     clamp: float | None = option(5.0, doc="Clamp the sampled normalised latents to [-clamp, clamp]; null = off "
                                           "(reference clamps Lorenz latents to [-5, 5]).", gt=0)
 
@@ -233,8 +236,11 @@ class LatentDiffusion(LatentGenerator):
                     part_kwargs = {k: v[part].to(device) for k, v in kwargs.items()}
 
                     def denoise(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                        return self.ema(z, t, mask=part_mask if self.config.mask_channel else None,
-                                        **part_kwargs)  # (b, T, D)
+                        output = self.ema(z, t, mask=part_mask if self.config.mask_channel else None,
+                                          **part_kwargs)  # (b, T, D)
+                        if self.config.x0_clip is None:
+                            return output
+                        return self.schedule.clip_prediction(output, z, t, self.config.x0_clip)
 
                     z = run_sampler(denoise, (part_mask.shape[0], length, self.latent_dim), schedule=self.schedule,
                                     sampler=sampler, steps=steps, generator=generator, device=device)  # (b, T, D)

@@ -65,6 +65,21 @@ class NoiseSchedule:
         ab = self._alpha_bar(t, z0)  # (B, 1, 1)
         return ab.sqrt() * noise - (1.0 - ab).sqrt() * z0
 
+    def clip_prediction(self, output: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor, limit: float) -> torch.Tensor:
+        """The network output re-expressed so that its implied clean latents lie in [-limit, limit].
+
+        output, z_t (B, T, D), t (B,): z_0 = (z_t - sqrt(1 - ab) eps) / sqrt(ab) for eps, or
+        sqrt(ab) z_t - sqrt(1 - ab) v for v; z_0 is clipped and the output recomputed from it,
+        so every sampler sees the clipped prediction ("thresholding" to the training range).
+        """
+        ab = self._alpha_bar(t, z_t)  # (B, 1, 1)
+        a, s = ab.sqrt(), (1.0 - ab).sqrt()
+        if self.prediction == "epsilon":
+            z0 = ((z_t - s * output) / a).clamp(-limit, limit)  # (B, T, D)
+            return (z_t - a * z0) / s
+        z0 = (a * z_t - s * output).clamp(-limit, limit)  # (B, T, D)
+        return (a * z_t - z0) / s
+
     def diffusers_options(self) -> dict[str, Any]:
         """The keyword arguments every diffusers scheduler gets."""
         return {"num_train_timesteps": self.train_steps, "beta_start": self.beta_start, "beta_end": self.beta_end,

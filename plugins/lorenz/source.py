@@ -5,6 +5,13 @@ N(0, init_noise^2) noise, after ``burn_in`` discarded bins, z-scored per trial a
 are softplus_beta(C z + log mean_rate) with unit-norm readout rows C ~ N(0, 1); counts ~ Poisson.
 True latents and rates are kept as the covariates ``latents_true`` and ``rates_true``.
 
+With ``history_filter`` (refractory, bursting or mixed; default none, the reference) the counts
+depend on each neuron's own recent spikes as well: s_t ~ Poisson(r_t exp(sum_k h_k s_{t-k}))
+with known per-neuron filters h (N, 20), drawn bin by bin (``system.history_spikes``). That is
+the spike-history model with the exp link, so its fit can be checked against the truth:
+``LorenzSource(cfg).history_filters()``, also stored in ``metadata["history_filters"]``;
+``rates_true`` stays the latent-driven r. The default output is unchanged by this option.
+
 Lorenz time is in model units, not seconds: ``bin_width_s`` is nominal, and ISI statistics for
 this data set are read in bins (the reference uses dt = 1 bin).
 
@@ -18,7 +25,8 @@ Usage::
     data.covariates["rates_true"].shape        # (200, 128, 128) float32, expected counts per bin
     train = data.split("train")                # 140 trials; "val" 20, "test" 40
 
-In a spec: ``data: {type: lorenz, n_trials: 5000, n_neurons: 128, length: 256}`` (the reference).
+In a spec: ``data: {type: lorenz, n_trials: 5000, n_neurons: 128, length: 256}`` (the reference);
+``data: {type: lorenz, history_filter: refractory, history_strength: 1.0}`` adds spike history.
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ import numpy as np
 
 from ldns_framework import DataError, DataSource, SpikeData, option
 from ldns_plugins.lorenz.system import (
+    HISTORY_BINS,
+    HISTORY_FILTERS,
+    history_filters,
+    history_spikes,
     initial_states,
     integrate_lorenz,
     rates_from_latents,
@@ -64,6 +76,11 @@ class LorenzConfig:
     seed: int = option(42, doc="Seed of initial conditions, readout, spikes and split.", ge=0)
     bin_width_s: float = option(0.01, doc="Nominal bin width in seconds (Lorenz time is in bins; "
                                           "read ISI statistics in bins).", gt=0)
+    history_filter: str = option("none", doc="Spike-history dependence on top of the latent-driven rates: none "
+                                             "(the reference: Poisson), refractory, bursting, or mixed (each neuron "
+                                             "one of the two); the filters are in metadata['history_filters'].",
+                                 choices=HISTORY_FILTERS)
+    history_strength: float = option(1.0, doc="Scale of the history filters (0 = none).", ge=0)
 
     @split.validator
     def _split_sums_to_one(self, _attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
@@ -93,16 +110,39 @@ class LorenzSource(DataSource):
         ic_seed, readout_seed, spike_seed, split_seed = np.random.SeedSequence(cfg.seed).spawn(4)
         latents = self._latents(np.random.default_rng(ic_seed))  # (n, T, 3)
         readout = readout_matrix(np.random.default_rng(readout_seed), cfg.n_neurons)  # (N, 3)
-        rates, counts = self._rates_and_counts(latents, readout, spike_seed)  # (n, T, N) each
+        filters = self.history_filters() if self._has_history else None  # (N, H)
+        rates, counts = self._rates_and_counts(latents, readout, spike_seed, filters)  # (n, T, N) each
+        metadata = {"source": "lorenz", "generator": "Lorenz attractor -> softplus readout -> Poisson",
+                    "parameters": _plain(attrs.asdict(cfg)), "time_units_per_bin": cfg.dt * cfg.steps_per_bin,
+                    "isi_unit": "bins"}
+        if filters is not None:
+            metadata["generator"] = ("Lorenz attractor -> softplus readout -> Poisson with rate "
+                                     "r_t exp(min(sum_k h_k s_(t-k), 2)) (rates_true is r)")
+            metadata["history_filters"] = filters.tolist()
         return SpikeData(
             counts=counts,
             covariates={"latents_true": latents, "rates_true": rates},
             bin_width_s=cfg.bin_width_s,
             splits=split_indices(cfg.n_trials, cfg.split, np.random.default_rng(split_seed)),
-            metadata={"source": "lorenz", "generator": "Lorenz attractor -> softplus readout -> Poisson",
-                      "parameters": _plain(attrs.asdict(cfg)), "time_units_per_bin": cfg.dt * cfg.steps_per_bin,
-                      "isi_unit": "bins"},
+            metadata=metadata,
         )
+
+    @property
+    def _has_history(self) -> bool:
+        return self.config.history_filter != "none" and self.config.history_strength > 0
+
+    def history_filters(self) -> np.ndarray:
+        """The true per-neuron history filters (N, 20) of this config (zeros for ``history_filter: none``).
+
+        Column k - 1 weighs the neuron's count k bins back: the spike-history model with the exp
+        link, rate gain 1, bias 0 and these weights generated the counts (up to the drive clip at 2).
+        """
+        cfg = self.config
+        if not self._has_history:
+            return np.zeros((cfg.n_neurons, HISTORY_BINS))
+        filter_seed = np.random.SeedSequence(cfg.seed).spawn(5)[4]  # the first four seed the reference arrays
+        return history_filters(cfg.history_filter, cfg.n_neurons, cfg.history_strength,
+                               np.random.default_rng(filter_seed))
 
     def _latents(self, rng: np.random.Generator) -> np.ndarray:
         """Lorenz trajectories after the burn-in, z-scored per trial and dimension: (n, T, 3) float32."""
@@ -115,9 +155,12 @@ class LorenzSource(DataSource):
             raise DataError("data.dt", f"the Lorenz integration diverged with dt={cfg.dt}; use a smaller dt")
         return zscore_per_trial(raw).astype(np.float32)
 
-    def _rates_and_counts(self, latents: np.ndarray, readout: np.ndarray,
-                          seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
-        """True rates and Poisson counts, latents (n, T, 3) -> two (n, T, N) arrays.
+    def _rates_and_counts(self, latents: np.ndarray, readout: np.ndarray, seed: np.random.SeedSequence,
+                          filters: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """True rates and counts, latents (n, T, 3) -> two (n, T, N) arrays.
+
+        Counts are Poisson given the rates, or, with history ``filters`` (N, H), drawn bin by bin
+        with the rate modulated by each neuron's own recent spikes (:func:`history_spikes`).
 
         Trials are cut into fixed blocks, each with its own child seed and filled on its own
         thread (numpy releases the GIL), so the result depends on the config alone, never on
@@ -133,7 +176,8 @@ class LorenzSource(DataSource):
         def fill(start: int, block_seed: np.random.SeedSequence) -> None:
             part = slice(start, start + block)
             rates[part] = rates_from_latents(latents[part], readout, self.config.mean_rate, self.config.softplus_beta)
-            counts[part] = np.random.default_rng(block_seed).poisson(rates[part])
+            rng = np.random.default_rng(block_seed)
+            counts[part] = rng.poisson(rates[part]) if filters is None else history_spikes(rates[part], filters, rng)
 
         with ThreadPoolExecutor() as pool:
             list(pool.map(fill, starts, seed.spawn(len(starts))))

@@ -87,3 +87,63 @@ def rates_from_latents(latents: np.ndarray, readout: np.ndarray, mean_rate: floa
     drive = latents.astype(np.float32) @ readout.T.astype(np.float32)  # (n, T, N)
     drive += np.float32(np.log(mean_rate))
     return softplus(drive, beta)
+
+
+# -- history-dependent spiking (an option; the reference data set has none) -------------------
+
+#: The history filters the ``history_filter`` option offers; "none" is the reference (pure Poisson).
+HISTORY_FILTERS = ("none", "refractory", "bursting", "mixed")
+#: Length of every history filter in bins (the spike-history model's default H).
+HISTORY_BINS = 20
+#: The history drive is clipped at this value (a gain of at most e^2 ~ 7.4), so bursts cannot run away.
+MAX_HISTORY_DRIVE = 2.0
+
+
+def history_filters(kind: str, n_neurons: int, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-neuron history filters h (N, HISTORY_BINS), column k - 1 weighing the count k bins back.
+
+    Spikes then follow lambda_t = r_t exp(min(sum_k h_k s_{t-k}, MAX_HISTORY_DRIVE)) per neuron
+    (:func:`history_spikes`): the spike-history model with the exp link, a = 1, b = 0, w = h.
+
+    * refractory: h_k = -3 exp(-(k - 1) / 2): right after a spike the rate drops to e^-3 ~ 5%
+      and recovers over ~8 bins;
+    * bursting: h_k = 1.2 exp(-(k - 1)) - 0.6 exp(-(k - 1) / 6): a spike raises the next bin's
+      rate ~1.8x, then suppresses the following ones (the filter sums to -1.9, so it is stable);
+    * mixed: each neuron is refractory or bursting with probability 1/2.
+
+    Every neuron's filter is scaled by ``strength`` times its own factor ~ U(0.75, 1.25).
+    """
+    if kind not in HISTORY_FILTERS:
+        raise ValueError(f"expected one of {', '.join(HISTORY_FILTERS)}, got {kind!r}")
+    lag = np.arange(HISTORY_BINS, dtype=np.float64)  # k - 1
+    refractory = -3.0 * np.exp(-lag / 2.0)
+    bursting = 1.2 * np.exp(-lag) - 0.6 * np.exp(-lag / 6.0)
+    scale = strength * rng.uniform(0.75, 1.25, n_neurons)  # (N,)
+    if kind == "none":
+        return np.zeros((n_neurons, HISTORY_BINS))
+    if kind == "refractory":
+        shape = np.tile(refractory, (n_neurons, 1))
+    elif kind == "bursting":
+        shape = np.tile(bursting, (n_neurons, 1))
+    else:
+        shape = np.where(rng.random(n_neurons)[:, None] < 0.5, refractory, bursting)  # (N, H)
+    return shape * scale[:, None]
+
+
+def history_spikes(rates: np.ndarray, filters: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Spikes whose rate depends on the neuron's own past: rates (n, T, N), filters (N, H) -> counts (n, T, N) int32.
+
+    s_t ~ Poisson(r_t exp(min(sum_{k=1..H} h_k s_{t-k}, MAX_HISTORY_DRIVE))), starting from a zero
+    history. Sequential over time, vectorised over trials and neurons; each bin's spikes add
+    their filter to the drives of the next H bins.
+    """
+    n_trials, n_time, n_neurons = rates.shape
+    h = filters.shape[1]
+    drive = np.zeros((n_trials, n_time + h, n_neurons))  # history drive received so far
+    counts = np.empty((n_trials, n_time, n_neurons), dtype=np.int32)
+    lagged = filters.T[None]  # (1, H, N): row k - 1 is lag k
+    for t in range(n_time):
+        lam = rates[:, t] * np.exp(np.minimum(drive[:, t], MAX_HISTORY_DRIVE))  # (n, N)
+        counts[:, t] = rng.poisson(lam)
+        drive[:, t + 1:t + 1 + h] += counts[:, t, None, :] * lagged
+    return counts

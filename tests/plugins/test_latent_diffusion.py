@@ -379,3 +379,29 @@ def test_v_prediction_target_and_sampler_agree() -> None:
     model = make_model(prediction="v_prediction", train_steps=50)
     assert torch.isfinite(model.training_loss(torch.randn(2, T, D), lengths_mask([T, T]), None)["loss"])
     assert model.sample(2, torch.tensor([T, T]), generator=torch.Generator().manual_seed(0), steps=4).shape == (2, T, D)
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_x0_clipping_bounds_the_implied_clean_latents(prediction: str) -> None:
+    schedule = NoiseSchedule(1000, 1e-4, 0.02, prediction=prediction)
+    z0, noise, t = 10 * torch.randn(4, 6, 2), torch.randn(4, 6, 2), torch.tensor([1, 200, 600, 999])
+    z_t = schedule.add_noise(z0, noise, t)
+    exact = schedule.target(z0, noise, t)
+    clipped = schedule.clip_prediction(exact, z_t, t, limit=2.0)
+    ab = schedule.alphas_cumprod[t][:, None, None]
+    if prediction == "epsilon":
+        implied = (z_t - (1 - ab).sqrt() * clipped) / ab.sqrt()
+    else:
+        implied = ab.sqrt() * z_t - (1 - ab).sqrt() * clipped
+    torch.testing.assert_close(implied, z0.clamp(-2, 2), atol=1e-3, rtol=1e-3)
+    unclipped = schedule.clip_prediction(exact, z_t, t, limit=1e6)
+    torch.testing.assert_close(unclipped, exact, atol=1e-3, rtol=1e-3)
+
+
+def test_sampling_with_x0_clip_stays_in_range() -> None:
+    model = make_model(train_steps=50, x0_clip=0.5, clamp=None)
+    with torch.no_grad():
+        for block in model.ema.blocks:  # an untrained denoiser is near the identity: perturb it
+            torch.nn.init.normal_(block.modulation[1].weight)
+    z = model.sample(3, torch.full((3,), T), generator=torch.Generator().manual_seed(0), sampler="ddim", steps=5)
+    assert z.abs().max() <= 0.5 + 1e-4

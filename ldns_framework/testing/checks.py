@@ -1,0 +1,771 @@
+"""Named property checks for observation models (DESIGN.md section 8), one per property.
+
+``check_observation_model(factory)`` yields a :class:`Check` per property that applies to the
+model (selected by its ``tags`` and ``is_autoregressive``); calling a check runs it and raises
+:class:`CheckFailed` with a message that starts with the property's name, or
+:class:`CheckSkipped` when it cannot run (e.g. a grid check on more than 3 fixed neurons).
+``run_checks(factory)`` runs them all and returns :class:`CheckResult` rows (what
+``ldns check observation NAME`` prints). Every check is deterministic: inputs and draws come
+from seeded generators, so a pass or a failure reproduces exactly.
+
+The model under test. ``factory()`` must return a fresh model (a class with a default config
+will do). A model that exposes ``is_fitted == False`` (it needs data before it can be used, like
+``spike-history``) is fitted once on :func:`synthetic_data`; each check then works on a deep copy.
+A model whose ``n_neurons`` attribute is a positive int is checked with that many neurons; any
+other model with ``KitSettings.n_neurons`` (3).
+
+Tags read (``model.tags``): ``supports_mask`` (padded bins are checked), ``rate_parameterised``
+(E[count] = rate is checked), ``per_neuron`` (per-neuron parameters: no neuron-permutation
+check), ``autoregressive`` (must agree with ``is_autoregressive``; one-step checks).
+
+How the sampler is compared with log_prob, for any model: for every bin t and neuron j, the
+conditional pmf p(x_tj = k | the sampled x_{<t} and x_t,-j) follows from log_prob of the prefix
+x_{<=t} with x_tj set to k = 0..K, normalised over k. If the samples come from the distribution
+log_prob describes, the number of draws with x_tj = k has mean sum_i p_i(k) and variance
+sum_i p_i(k)(1 - p_i(k)); each count is z-tested. Since prefixes are scored through slicing,
+this checks autoregressive models on their one-step conditionals given the sampled history. The
+joint pmf of one bin (all neurons, on the grid 0..K per neuron) is also compared with the
+sampler by a chi-square test, and checked to sum to 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import time
+import unittest
+from typing import Any, Callable, Iterator, Mapping
+
+import attrs
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKS",
+    "Check",
+    "CheckFailed",
+    "CheckResult",
+    "CheckSkipped",
+    "KitSettings",
+    "check_observation_model",
+    "format_results",
+    "run_checks",
+    "synthetic_data",
+]
+
+
+class CheckFailed(AssertionError):
+    """A model violated a property; the message starts with the check's name."""
+
+
+class CheckSkipped(unittest.SkipTest):
+    """A check cannot run on this model (pytest reports it as skipped)."""
+
+
+@attrs.frozen
+class CheckResult:
+    """One row of :func:`run_checks`: the check's name, whether it passed, and why not."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    skipped: bool = False
+    seconds: float = 0.0
+
+
+@attrs.frozen
+class KitSettings:
+    """Sizes and thresholds of the checks (the defaults take a few seconds per model on one core)."""
+
+    n_neurons: int = 3  # neurons in the inputs, unless the model fixes its own number
+    n_time: int = 6  # bins of the sampler-vs-log_prob test
+    n_draws: int = 2000  # draws per distribution compared
+    max_count: int = 30  # the grid of counts 0..max_count per neuron (pmf sums, conditionals)
+    grid_neurons: int = 3  # joint grids over more neurons than this are skipped ((K+1)^N rows)
+    min_rate: float = 0.05
+    max_rate: float = 2.0
+    z_threshold: float = 5.0  # |z| above this fails the sampler tests
+    p_threshold: float = 1.0e-6  # chi-square p-values below this fail
+    normalisation_tolerance: float = 2.0e-3
+    rtol: float = 1.0e-4  # log_prob comparisons (batching, padding, permutations)
+    atol: float = 1.0e-3
+    seed: int = 0
+
+
+Factory = Callable[[], Any]
+
+
+# -- the subject: a factory, its prepared model, the sizes it imposes -----------------------------
+
+class _Subject:
+    """The model under test, built (and fitted when it needs it) once and copied for each check."""
+
+    def __init__(self, factory: Factory, settings: KitSettings) -> None:
+        self.factory = factory
+        self.settings = settings
+        probe = factory()
+        self.name = type(probe).__name__
+        self.tags = frozenset(getattr(probe, "tags", ()) or ())
+        self.is_autoregressive = bool(getattr(probe, "is_autoregressive", False))
+        self._prepared: Any = None
+        self.fit_figures: Mapping[str, Any] | None = None
+
+    def prepared(self) -> Any:
+        if self._prepared is None:
+            model = self.factory()
+            if getattr(model, "is_fitted", True) is False:
+                counts, rates, mask = synthetic_data(n_neurons=self.settings.n_neurons, seed=self.settings.seed)
+                self.fit_figures = model.fit(counts, rates, mask)
+            if isinstance(model, torch.nn.Module):
+                model.eval()
+            self._prepared = model
+        return self._prepared
+
+    def model(self) -> Any:
+        """A fresh copy of the prepared model."""
+        return copy.deepcopy(self.prepared())
+
+    @property
+    def n_neurons(self) -> int:
+        fixed = getattr(self.prepared(), "n_neurons", None)
+        return fixed if isinstance(fixed, int) and not isinstance(fixed, bool) and fixed > 0 else self.settings.n_neurons
+
+    def generator(self, offset: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.settings.seed * 1000 + offset)
+
+    def rates(self, shape: tuple[int, ...], offset: int) -> torch.Tensor:
+        """Rates log-uniform in [min_rate, max_rate], float32."""
+        lo, hi = math.log(self.settings.min_rate), math.log(self.settings.max_rate)
+        return torch.exp(lo + (hi - lo) * torch.rand(shape, generator=self.generator(offset)))
+
+    def supports(self, tag: str) -> bool:
+        return tag in self.tags
+
+
+def _lengths_mask(lengths: list[int], n_time: int) -> torch.Tensor:
+    return torch.arange(n_time)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
+
+
+def _padding_lengths(n_trials: int, n_time: int) -> list[int]:
+    """Trial lengths from n_time down to 1: a full trial, partial ones, a one-bin trial."""
+    return [max(1, n_time - round(i * (n_time - 1) / max(1, n_trials - 1))) for i in range(n_trials)]
+
+
+def _fail(name: str, message: str) -> CheckFailed:
+    return CheckFailed(f"{name}: {message}")
+
+
+def _log_prob(model: Any, counts: torch.Tensor, rates: torch.Tensor, mask: torch.Tensor, name: str,
+              **kwargs: Any) -> torch.Tensor:
+    """model.log_prob with its output validated: a floating (B,) tensor."""
+    out = model.log_prob(counts, rates, mask, **kwargs)
+    if not isinstance(out, torch.Tensor) or out.shape != counts.shape[:1] or not out.is_floating_point():
+        raise _fail(name, f"log_prob must return a floating tensor of shape ({counts.shape[0]},), got "
+                          f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))} {getattr(out, 'dtype', '')}")
+    return out.detach()
+
+
+def _sample(model: Any, rates: torch.Tensor, mask: torch.Tensor, generator: torch.Generator, name: str,
+            **kwargs: Any) -> torch.Tensor:
+    with torch.no_grad():
+        out = model.sample(rates, mask, generator=generator, **kwargs)
+    if not isinstance(out, torch.Tensor) or out.shape != rates.shape:
+        raise _fail(name, f"sample must return a tensor of shape {tuple(rates.shape)}, got "
+                          f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
+    return out.detach().to(rates.dtype)
+
+
+def _grid(n_neurons: int, max_count: int) -> torch.Tensor:
+    """Every count vector in {0..K}^N: ((K+1)^N, N) float32, the last neuron varying fastest."""
+    axes = [torch.arange(max_count + 1, dtype=torch.float32)] * n_neurons
+    return torch.cartesian_prod(*axes).reshape(-1, n_neurons)
+
+
+def _accepts(function: Callable[..., Any], argument: str) -> bool:
+    try:
+        return argument in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+# -- the checks --------------------------------------------------------------------------------
+
+@attrs.frozen
+class _Spec:
+    name: str
+    doc: str
+    function: Callable[[_Subject, str], None]
+    requires: frozenset[str] = frozenset()  # tags the model must have
+    excludes: frozenset[str] = frozenset()  # tags that make the check inapplicable
+    autoregressive: bool | None = None  # only for (non-)autoregressive models when set
+
+    def applies(self, subject: _Subject) -> bool:
+        if not self.requires <= subject.tags or self.excludes & subject.tags:
+            return False
+        return self.autoregressive is None or self.autoregressive == subject.is_autoregressive
+
+    def why_not(self, subject: _Subject) -> str:
+        if self.autoregressive is not None and self.autoregressive != subject.is_autoregressive:
+            return f"applies to {'' if self.autoregressive else 'non-'}autoregressive models only"
+        missing, present = self.requires - subject.tags, self.excludes & subject.tags
+        return "; ".join(filter(None, [f"needs tag(s) {', '.join(sorted(missing))}" if missing else "",
+                                       f"not for tag(s) {', '.join(sorted(present))}" if present else ""]))
+
+
+#: name -> check, in the order they run.
+CHECKS: dict[str, _Spec] = {}
+
+
+def _check(name: str, *, requires: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
+           autoregressive: bool | None = None) -> Callable[[Callable[[_Subject, str], None]], Callable[[_Subject, str], None]]:
+    def register(function: Callable[[_Subject, str], None]) -> Callable[[_Subject, str], None]:
+        doc = (function.__doc__ or name).strip().splitlines()[0]
+        CHECKS[name] = _Spec(name, doc, function, frozenset(requires), frozenset(excludes), autoregressive)
+        return function
+
+    return register
+
+
+@_check("tags_are_consistent")
+def _tags_are_consistent(subject: _Subject, name: str) -> None:
+    """The 'autoregressive' tag and is_autoregressive agree, and tags is a set of strings."""
+    tags = getattr(subject.prepared(), "tags", frozenset())
+    if not isinstance(tags, (set, frozenset)) or not all(isinstance(t, str) for t in tags):
+        raise _fail(name, f"tags must be a frozenset of strings, got {tags!r}")
+    if ("autoregressive" in tags) != subject.is_autoregressive:
+        raise _fail(name, f"is_autoregressive is {subject.is_autoregressive} but the tags "
+                          f"{'include' if 'autoregressive' in tags else 'lack'} 'autoregressive'; set both or neither")
+
+
+@_check("samples_are_counts")
+def _samples_are_counts(subject: _Subject, name: str) -> None:
+    """sample returns non-negative integer counts of the rates' shape and dtype (or an integer dtype), zero on padding."""
+    model, n = subject.model(), subject.n_neurons
+    n_trials, n_time = 4, 7
+    rates = subject.rates((n_trials, n_time, n), 1)
+    mask = _lengths_mask(_padding_lengths(n_trials, n_time) if subject.supports("supports_mask") else [n_time] * n_trials,
+                         n_time)
+    before = rates.clone()
+    with torch.no_grad():
+        out = model.sample(rates, mask, generator=subject.generator(2))
+    if not isinstance(out, torch.Tensor):
+        raise _fail(name, f"sample must return a torch.Tensor, got {type(out).__name__}")
+    if out.shape != rates.shape:
+        raise _fail(name, f"sample returned shape {tuple(out.shape)}, expected {tuple(rates.shape)} (trials, time, neurons)")
+    if out.dtype == torch.bool or not (out.dtype == rates.dtype or not out.is_floating_point()):
+        raise _fail(name, f"sample returned dtype {out.dtype}; expected the rates' dtype {rates.dtype} or an integer dtype")
+    values = out.double()
+    if not torch.isfinite(values).all():
+        raise _fail(name, "sample returned non-finite values")
+    if (values < 0).any():
+        raise _fail(name, f"sample returned negative counts (min {values.min().item()})")
+    if not torch.equal(values, values.round()):
+        raise _fail(name, "sample returned non-integer counts, e.g. " + str(values[values != values.round()][:3].tolist()))
+    if subject.supports("supports_mask") and values[~mask].abs().sum() > 0:
+        raise _fail(name, "sample returned non-zero counts on padded bins (mask False)")
+    if not torch.equal(rates, before):
+        raise _fail(name, "sample modified its rates argument in place")
+
+
+@_check("log_prob_is_finite_and_nonpositive")
+def _log_prob_is_finite(subject: _Subject, name: str) -> None:
+    """log_prob is a finite, <= 0, (B,) tensor on counts the sampler produces and on all-zero counts."""
+    model, n = subject.model(), subject.n_neurons
+    rates = subject.rates((5, 7, n), 3)
+    mask = torch.ones(5, 7, dtype=torch.bool)
+    counts = _sample(model, rates, mask, subject.generator(4), name)
+    for label, x in (("the model's own samples", counts), ("all-zero counts", torch.zeros_like(counts))):
+        lp = _log_prob(model, x, rates, mask, name)
+        if not torch.isfinite(lp).all():
+            raise _fail(name, f"log_prob of {label} is not finite: {lp.tolist()}")
+        if (lp > subject.settings.atol).any():
+            raise _fail(name, f"log_prob of {label} is positive ({lp.max().item():.4g}): a pmf is at most 1")
+
+
+@_check("pmf_normalises")
+def _pmf_normalises(subject: _Subject, name: str) -> None:
+    """For one bin, exp(log_prob) summed over every count vector in 0..K per neuron is 1."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    if n > cfg.grid_neurons:
+        raise CheckSkipped(f"{name}: the model has {n} fixed neurons; the joint grid needs <= {cfg.grid_neurons}")
+    grid = _grid(n, cfg.max_count)[:, None, :]  # (G, 1, N)
+    mask = torch.ones(grid.shape[0], 1, dtype=torch.bool)
+    for config in range(3):
+        rates = subject.rates((1, 1, n), 10 + config).expand(grid.shape[0], 1, n)
+        total = torch.logsumexp(_log_prob(model, grid, rates, mask, name).double(), 0).exp().item()
+        if abs(total - 1.0) > cfg.normalisation_tolerance:
+            raise _fail(name, f"the pmf of one bin sums to {total:.6g} over counts 0..{cfg.max_count} per neuron at "
+                              f"rates {[round(r, 4) for r in rates[0, 0].tolist()]}; expected 1 (wrong normaliser? "
+                              f"if the model has heavy tails, raise KitSettings.max_count)")
+
+
+def _pooled_groups(expected: np.ndarray, minimum: float = 5.0) -> list[list[int]]:
+    """Adjacent categories merged (in order) until each group expects >= minimum hits; the rest joins the last."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    total = 0.0
+    for k, e in enumerate(expected):
+        current.append(k)
+        total += e
+        if total >= minimum:
+            groups.append(current)
+            current, total = [], 0.0
+    if current:
+        if groups:
+            groups[-1].extend(current)
+        else:
+            groups.append(current)
+    return groups
+
+
+def _chi_square(observed: np.ndarray, expected: np.ndarray) -> tuple[float, int, float]:
+    """Pearson chi-square with categories of expected count < 5 pooled; -> (statistic, dof, p-value)."""
+    from scipy import stats
+
+    big = expected >= 5
+    obs = np.append(observed[big], observed[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    if exp[-1] < 1e-12:
+        obs, exp = obs[:-1], exp[:-1]
+    dof = max(1, len(exp) - 1)
+    statistic = float(((obs - exp) ** 2 / np.maximum(exp, 1e-12)).sum())
+    return statistic, dof, float(stats.chi2.sf(statistic, dof))
+
+
+def _joint_sampler_test(subject: _Subject, model: Any, name: str, rates_row: torch.Tensor,
+                        offset: int, where: str, **kwargs: Any) -> None:
+    """Chi-square of one bin's joint sampled counts against exp(log_prob) on the grid (N <= grid_neurons)."""
+    cfg = subject.settings
+    n = rates_row.shape[-1]
+    grid = _grid(n, cfg.max_count)  # (G, N)
+    history = kwargs.get("history")
+    grid_kwargs = {} if history is None else {"history": history[:1].expand(grid.shape[0], *history.shape[1:])}
+    draw_kwargs = {} if history is None else {"history": history[:1].expand(cfg.n_draws, *history.shape[1:])}
+    pmf = _log_prob(model, grid[:, None, :], rates_row.expand(grid.shape[0], 1, n),
+                    torch.ones(grid.shape[0], 1, dtype=torch.bool), name, **grid_kwargs).double().exp().numpy()
+    draws = _sample(model, rates_row.expand(cfg.n_draws, 1, n), torch.ones(cfg.n_draws, 1, dtype=torch.bool),
+                    subject.generator(offset), name, **draw_kwargs)[:, 0].long()  # (M, N)
+    inside = (draws <= cfg.max_count).all(1)
+    codes = (draws[inside] * (cfg.max_count + 1) ** torch.arange(n - 1, -1, -1)).sum(1)
+    observed = np.bincount(codes.numpy(), minlength=len(pmf)).astype(float)
+    observed = np.append(observed, float((~inside).sum()))
+    expected = np.append(pmf, max(0.0, 1.0 - pmf.sum())) * cfg.n_draws
+    impossible = (expected < 1e-6) & (observed > 0)
+    if impossible.any():
+        index = int(np.flatnonzero(impossible)[0])
+        what = grid[index].long().tolist() if index < len(pmf) else f"above {cfg.max_count}"
+        raise _fail(name, f"{where}: the sampler drew counts {what} ({int(observed[index])} times in {cfg.n_draws}), "
+                          f"which log_prob gives probability {expected[index] / cfg.n_draws:.3g}")
+    statistic, dof, p_value = _chi_square(observed, expected)
+    if p_value < cfg.p_threshold:
+        worst = int(np.argmax(np.abs(observed - expected) / np.sqrt(np.maximum(expected, 1.0))))
+        what = grid[worst].long().tolist() if worst < len(pmf) else f"above {cfg.max_count}"
+        raise _fail(name, f"{where}: the sampler's counts disagree with exp(log_prob) (chi-square {statistic:.1f} on "
+                          f"{dof} dof, p = {p_value:.2g}); e.g. counts {what} drawn {int(observed[worst])} times "
+                          f"in {cfg.n_draws}, expected {expected[worst]:.1f}")
+
+
+@_check("sampler_matches_log_prob")
+def _sampler_matches_log_prob(subject: _Subject, name: str) -> None:
+    """Draws follow exp(log_prob): one bin's joint counts (chi-square) and every bin's conditionals given the sampled past."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    if n <= cfg.grid_neurons:
+        for config in range(2):
+            _joint_sampler_test(subject, model, name, subject.rates((1, 1, n), 20 + config), 30 + config,
+                                f"one bin at rates {[round(r, 3) for r in subject.rates((1, 1, n), 20 + config).flatten().tolist()]}")
+    # Every bin's one-entry conditionals given the sampled earlier bins (and the bin's other neurons).
+    n_time, n_draws = cfg.n_time, cfg.n_draws
+    rates = subject.rates((1, n_time, n), 40).expand(n_draws, n_time, n)
+    draws = _sample(model, rates, torch.ones(n_draws, n_time, dtype=torch.bool), subject.generator(41), name)
+    max_count = max(cfg.max_count, int(draws.max().item()) + 5)
+    ks = torch.arange(max_count + 1, dtype=draws.dtype)
+    for t in range(n_time):
+        for j in range(min(n, cfg.grid_neurons)):
+            prefix = draws[:, :t + 1].repeat_interleave(len(ks), 0)  # (M * (K+1), t+1, N)
+            prefix[:, t, j] = ks.repeat(n_draws)
+            lp = _log_prob(model, prefix, rates[:1, :t + 1].expand(prefix.shape[0], t + 1, n),
+                           torch.ones(prefix.shape[0], t + 1, dtype=torch.bool), name).double()
+            lp = lp.view(n_draws, len(ks))
+            if not torch.isfinite(lp.logsumexp(1)).all():
+                raise _fail(name, f"bin {t}, neuron {j}: log_prob is -inf for every count 0..{max_count} given some "
+                                  f"sampled history")
+            probs = torch.softmax(lp, 1).numpy()  # (M, K+1): each draw's conditional pmf
+            observed = np.bincount(draws[:, t, j].long().numpy(), minlength=len(ks)).astype(float)
+            impossible = (probs.sum(0) < 1e-6) & (observed > 0)
+            if impossible.any():
+                k = int(np.flatnonzero(impossible)[0])
+                raise _fail(name, f"bin {t}, neuron {j}: the sampler drew count {k} {int(observed[k])} times in "
+                                  f"{n_draws}, which log_prob's conditional makes (nearly) impossible")
+            for group in _pooled_groups(probs.sum(0)):
+                p_group = probs[:, group].sum(1)  # (M,)
+                hits, expected = observed[group].sum(), p_group.sum()
+                sd = math.sqrt(max((p_group * (1 - p_group)).sum(), 1e-12))
+                z = (hits - expected) / sd
+                if abs(z) > cfg.z_threshold:
+                    counts_text = f"count {group[0]}" if len(group) == 1 else f"counts {group[0]}..{group[-1]}"
+                    kind = "one-step conditional given the sampled history" if subject.is_autoregressive else "conditional"
+                    raise _fail(name, f"bin {t}, neuron {j}: the sampler drew {counts_text} in {int(hits)} of "
+                                      f"{n_draws} trials where log_prob's {kind} expects {expected:.1f} +- {sd:.1f} "
+                                      f"(z = {z:.1f})")
+    # With a given history (when both methods take one), the first bin again.
+    if subject.is_autoregressive and _accepts(model.sample, "history") and _accepts(model.log_prob, "history") \
+            and n <= cfg.grid_neurons:
+        history = draws[:1, :]  # (1, T, N): a sampled history
+        _joint_sampler_test(subject, model, name, subject.rates((1, 1, n), 50), 51,
+                            "the bin after a given history", history=history)
+
+
+@_check("sample_mean_tracks_rates", requires=("rate_parameterised",))
+def _sample_mean_tracks_rates(subject: _Subject, name: str) -> None:
+    """For a rate-parameterised model, the mean of many draws equals the rate."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    n_draws = 2 * cfg.n_draws
+    rates = subject.rates((1, 4, n), 60).expand(n_draws, 4, n)
+    draws = _sample(model, rates, torch.ones(n_draws, 4, dtype=torch.bool), subject.generator(61), name).double()
+    mean, sd = draws.mean(0), draws.std(0).clamp_min(1e-3)
+    z = (mean - rates[0].double()) / (sd / math.sqrt(n_draws))
+    worst = int(z.abs().argmax())
+    if z.abs().max() > cfg.z_threshold:
+        t, j = divmod(worst, n)
+        raise _fail(name, f"the mean of {n_draws} draws at rate {rates[0, t, j].item():.4f} is "
+                          f"{mean[t, j].item():.4f} (z = {z.flatten()[worst].item():.1f}); a rate-parameterised "
+                          f"model's samples have mean = rate")
+
+
+@_check("log_prob_is_batch_invariant")
+def _batch_invariant(subject: _Subject, name: str) -> None:
+    """A trial's log_prob does not depend on the other trials in the batch or on their order."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    n_trials, n_time = 6, 7
+    lengths = _padding_lengths(n_trials, n_time) if subject.supports("supports_mask") else [n_time] * n_trials
+    mask = _lengths_mask(lengths, n_time)
+    rates = subject.rates((n_trials, n_time, n), 70)
+    counts = _sample(model, rates, mask, subject.generator(71), name)
+    whole = _log_prob(model, counts, rates, mask, name)
+    alone = torch.cat([_log_prob(model, counts[i:i + 1], rates[i:i + 1], mask[i:i + 1], name) for i in range(n_trials)])
+    order = torch.randperm(n_trials, generator=subject.generator(72))
+    permuted = torch.empty_like(whole)
+    permuted[order] = _log_prob(model, counts[order], rates[order], mask[order], name)
+    doubled = _log_prob(model, counts.repeat(2, 1, 1), rates.repeat(2, 1, 1), mask.repeat(2, 1), name)
+    for label, other in (("each trial alone", alone), ("the batch permuted", permuted),
+                         ("the batch repeated twice", doubled[:n_trials]), ("the repeat's second half", doubled[n_trials:])):
+        if not torch.allclose(whole, other, rtol=cfg.rtol, atol=cfg.atol):
+            i = int((whole - other).abs().argmax())
+            raise _fail(name, f"trial {i}'s log_prob is {whole[i].item():.6g} in the batch but {other[i].item():.6g} "
+                              f"with {label}: per-trial results must not depend on batching")
+
+
+@_check("log_prob_is_neuron_permutation_invariant", excludes=("per_neuron",))
+def _neuron_permutation(subject: _Subject, name: str) -> None:
+    """Permuting the neurons of counts and rates together leaves log_prob unchanged (models without per-neuron parameters)."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    if n < 2:
+        raise CheckSkipped(f"{name}: one neuron")
+    rates = subject.rates((4, 6, n), 80)
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    counts = _sample(model, rates, mask, subject.generator(81), name)
+    order = torch.roll(torch.arange(n), 1)
+    a = _log_prob(model, counts, rates, mask, name)
+    b = _log_prob(model, counts[..., order], rates[..., order], mask, name)
+    if not torch.allclose(a, b, rtol=cfg.rtol, atol=cfg.atol):
+        raise _fail(name, f"log_prob changed from {a.tolist()} to {b.tolist()} when the neurons were permuted; "
+                          f"a model with per-neuron parameters should carry the tag 'per_neuron'")
+
+
+@_check("padding_contributes_nothing", requires=("supports_mask",))
+def _padding(subject: _Subject, name: str) -> None:
+    """Padded bins (mask False) contribute nothing: any counts or rates there, or cutting them off, give the same log_prob."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    n_trials, n_time = 4, 8
+    lengths = _padding_lengths(n_trials, n_time)
+    mask = _lengths_mask(lengths, n_time)
+    rates = subject.rates((n_trials, n_time, n), 90)
+    counts = _sample(model, rates, mask, subject.generator(91), name) * mask[..., None]
+    clean = _log_prob(model, counts, rates, mask, name)
+    garbage_counts = torch.where(mask[..., None], counts, torch.full_like(counts, 7.0))
+    garbage_rates = torch.where(mask[..., None], rates, torch.where(torch.rand(rates.shape, generator=subject.generator(92)) < 0.5,
+                                                                    torch.zeros_like(rates), torch.full_like(rates, 50.0)))
+    dirty = _log_prob(model, garbage_counts, garbage_rates, mask, name)
+    if not torch.allclose(clean, dirty, rtol=cfg.rtol, atol=cfg.atol):
+        i = int((clean - dirty).abs().argmax())
+        raise _fail(name, f"trial {i} (length {lengths[i]} of {n_time}): log_prob went from {clean[i].item():.6g} to "
+                          f"{dirty[i].item():.6g} when only its padded bins changed: padding leaks into the likelihood")
+    for i, length in enumerate(lengths):
+        cut = _log_prob(model, counts[i:i + 1, :length], rates[i:i + 1, :length],
+                        torch.ones(1, length, dtype=torch.bool), name)
+        if not torch.allclose(cut, clean[i:i + 1], rtol=cfg.rtol, atol=cfg.atol):
+            raise _fail(name, f"trial {i}: log_prob with {n_time - length} padded bins is {clean[i].item():.6g} but "
+                              f"{cut.item():.6g} with the padding cut off")
+
+
+@_check("gradients_are_finite")
+def _gradients(subject: _Subject, name: str) -> None:
+    """The gradient of log_prob w.r.t. the rates is finite (zero on padded bins), small rates included."""
+    model, n = subject.model(), subject.n_neurons
+    n_trials, n_time = 3, 6
+    with_mask = subject.supports("supports_mask")
+    mask = _lengths_mask(_padding_lengths(n_trials, n_time) if with_mask else [n_time] * n_trials, n_time)
+    rates = subject.rates((n_trials, n_time, n), 100)
+    counts = _sample(model, rates, mask, subject.generator(101), name)
+    rates[0, 0, 0] = 1e-6  # a tiny rate
+    if with_mask:
+        rates = torch.where(mask[..., None], rates, torch.zeros_like(rates))  # zero rates on padding
+    rates.requires_grad_(True)
+    with torch.enable_grad():
+        lp = model.log_prob(counts, rates, mask)
+        if not isinstance(lp, torch.Tensor) or not lp.requires_grad:
+            raise _fail(name, "log_prob is not differentiable w.r.t. the rates (the encoder is trained through it)")
+        (grad,) = torch.autograd.grad(lp.sum(), rates, allow_unused=True)
+    if grad is None or not torch.isfinite(grad).all():
+        raise _fail(name, "the gradient of log_prob w.r.t. the rates is " + ("missing" if grad is None else
+                          f"not finite at {(~torch.isfinite(grad)).nonzero()[:3].tolist()} (trial, bin, neuron)"))
+    if with_mask and grad[~mask].abs().sum() > 0:
+        raise _fail(name, "the gradient of log_prob w.r.t. the rates is non-zero on padded bins")
+    if grad.abs().sum() == 0:
+        raise _fail(name, "the gradient of log_prob w.r.t. the rates is zero everywhere")
+
+
+@_check("seed_reproduces_samples")
+def _seed(subject: _Subject, name: str) -> None:
+    """The same torch.Generator seed gives the same samples; another seed gives other samples."""
+    model, n = subject.model(), subject.n_neurons
+    rates = subject.rates((8, 10, n), 110) + 0.5
+    mask = torch.ones(8, 10, dtype=torch.bool)
+    a = _sample(model, rates, mask, torch.Generator().manual_seed(7), name)
+    b = _sample(model, rates, mask, torch.Generator().manual_seed(7), name)
+    c = _sample(model, rates, mask, torch.Generator().manual_seed(8), name)
+    if not torch.equal(a, b):
+        raise _fail(name, "two draws with generators seeded alike differ: sample must draw only from its generator")
+    if torch.equal(a, c):
+        raise _fail(name, "draws with different seeds are identical: sample ignores its generator")
+
+
+@_check("fit_returns_figures")
+def _fit(subject: _Subject, name: str) -> None:
+    """fit(counts, rates, mask) returns a dict of named finite numbers, and the model still scores data after."""
+    model, n = subject.model(), subject.n_neurons
+    counts, rates, mask = synthetic_data(n_neurons=n, n_trials=32, n_time=30, seed=subject.settings.seed + 1)
+    figures = model.fit(counts, rates, mask)
+    if not isinstance(figures, Mapping):
+        raise _fail(name, f"fit must return a dict of figures (empty when nothing is fitted), got {type(figures).__name__}")
+    for key, value in figures.items():
+        if not isinstance(key, str) or not isinstance(value, (int, float, bool)):
+            raise _fail(name, f"fit's figures must map names to numbers (JSON-ready), got {key!r}: {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail(name, f"fit's figure {key!r} is {value}")
+    own = _sample(model, rates, mask, subject.generator(5), name)
+    lp = _log_prob(model, own, rates, mask, name)
+    if not torch.isfinite(lp).all():
+        raise _fail(name, "after fit, log_prob of the model's own samples is not finite")
+
+
+@_check("state_dict_round_trips")
+def _state_dict(subject: _Subject, name: str) -> None:
+    """A fresh model from the factory loads the prepared model's state_dict and then scores and samples identically."""
+    model, n = subject.model(), subject.n_neurons
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else {}
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _fail(name, "state_dict values must all be tensors (runs store them as safetensors)")
+    fresh = subject.factory()
+    if state:
+        try:
+            fresh.load_state_dict(state)
+        except Exception as exc:  # noqa: BLE001 - reported as the failure
+            raise _fail(name, f"a fresh model cannot load the fitted state_dict ({type(exc).__name__}: {exc}); a run "
+                              f"rebuilds the model from its config and then loads the weights") from None
+    if isinstance(fresh, torch.nn.Module):
+        fresh.eval()
+    rates = subject.rates((3, 6, n), 120)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    counts = _sample(model, rates, mask, subject.generator(121), name)
+    a, b = _log_prob(model, counts, rates, mask, name), _log_prob(fresh, counts, rates, mask, name)
+    if not torch.allclose(a, b, rtol=1e-6, atol=1e-6):
+        raise _fail(name, f"log_prob differs after the state_dict round trip: {a.tolist()} vs {b.tolist()}")
+    again = _sample(fresh, rates, mask, subject.generator(121), name)
+    if not torch.equal(counts, again):
+        raise _fail(name, "samples differ after the state_dict round trip (same seed)")
+
+
+@_check("factorises_over_time", autoregressive=False)
+def _factorises(subject: _Subject, name: str) -> None:
+    """A model that is not autoregressive scores each bin on its own: log_prob is the sum over single bins."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    n_time = 6
+    rates = subject.rates((3, n_time, n), 130)
+    mask = torch.ones(3, n_time, dtype=torch.bool)
+    counts = _sample(model, rates, mask, subject.generator(131), name)
+    whole = _log_prob(model, counts, rates, mask, name)
+    parts = sum(_log_prob(model, counts[:, t:t + 1], rates[:, t:t + 1], mask[:, t:t + 1], name) for t in range(n_time))
+    if not torch.allclose(whole, parts, rtol=cfg.rtol, atol=cfg.atol):
+        raise _fail(name, f"is_autoregressive is False, but log_prob ({whole.tolist()}) is not the sum of its bins' "
+                          f"({parts.tolist()}); declare is_autoregressive = True and the 'autoregressive' tag if a "
+                          f"bin depends on earlier ones")
+
+
+@_check("no_look_ahead", requires=("supports_mask",), autoregressive=True)
+def _no_look_ahead(subject: _Subject, name: str) -> None:
+    """log_prob of bins <= t (the rest masked) does not change when the counts after t change."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    n_trials, n_time = 4, 10
+    rates = subject.rates((n_trials, n_time, n), 140)
+    full = torch.ones(n_trials, n_time, dtype=torch.bool)
+    counts = _sample(model, rates, full, subject.generator(141), name)
+    other = _sample(model, rates, full, subject.generator(142), name)
+    for t in (0, 3, 6):
+        prefix = torch.arange(n_time)[None, :].expand(n_trials, n_time) <= t
+        changed = torch.where(prefix[..., None], counts, other + (other == counts).to(other.dtype))
+        a = _log_prob(model, counts, rates, prefix, name)
+        b = _log_prob(model, changed, rates, prefix, name)
+        if not torch.allclose(a, b, rtol=cfg.rtol, atol=cfg.atol):
+            i = int((a - b).abs().argmax())
+            raise _fail(name, f"the log_prob of bins 0..{t} of trial {i} went from {a[i].item():.6g} to "
+                              f"{b[i].item():.6g} when only counts after bin {t} changed: the model looks ahead")
+
+
+@_check("one_step_conditionals_normalise", autoregressive=True)
+def _one_step_normalise(subject: _Subject, name: str) -> None:
+    """Given a sampled history, the pmf of the next bin, exp(log_prob(<= t) - log_prob(< t)), sums to 1 over its counts."""
+    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    if n > cfg.grid_neurons:
+        raise CheckSkipped(f"{name}: the model has {n} fixed neurons; the joint grid needs <= {cfg.grid_neurons}")
+    n_trials, n_time = 3, 8
+    rates = subject.rates((n_trials, n_time, n), 150)
+    counts = _sample(model, rates, torch.ones(n_trials, n_time, dtype=torch.bool), subject.generator(151), name)
+    grid = _grid(n, cfg.max_count)  # (G, N)
+    g = grid.shape[0]
+    for t in (1, n_time // 2, n_time - 1):
+        before = _log_prob(model, counts[:, :t], rates[:, :t], torch.ones(n_trials, t, dtype=torch.bool), name).double()
+        rows = counts[:, :t + 1].repeat_interleave(g, 0)  # (B * G, t + 1, N)
+        rows[:, t] = grid.repeat(n_trials, 1)
+        lp = _log_prob(model, rows, rates[:, :t + 1].repeat_interleave(g, 0),
+                       torch.ones(rows.shape[0], t + 1, dtype=torch.bool), name).double().view(n_trials, g)
+        totals = (lp - before[:, None]).logsumexp(1).exp()
+        i = int((totals - 1).abs().argmax())
+        if abs(totals[i].item() - 1) > cfg.normalisation_tolerance:
+            raise _fail(name, f"trial {i}: the one-step pmf of bin {t} given bins 0..{t - 1} sums to "
+                              f"{totals[i].item():.6g}, not 1: log_prob of a prefix is not a marginal (does a bin's "
+                              f"term depend on later bins?)")
+
+
+# -- running them ------------------------------------------------------------------------------
+
+class Check:
+    """One named property check bound to a model factory; call it to run (raises CheckFailed / CheckSkipped)."""
+
+    def __init__(self, spec: _Spec, subject: _Subject) -> None:
+        self.spec = spec
+        self.subject = subject
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str:
+        return self.spec.doc
+
+    @property
+    def model_name(self) -> str:
+        return self.subject.name
+
+    def __call__(self) -> None:
+        self.spec.function(self.subject, self.spec.name)
+
+    def __repr__(self) -> str:
+        return f"<Check {self.subject.name}:{self.spec.name}>"
+
+
+def check_observation_model(model_factory: Factory, *, settings: KitSettings | None = None,
+                            include_inapplicable: bool = False) -> Iterator[Check]:
+    """Yield one :class:`Check` per property that applies to the model (by its tags and is_autoregressive).
+
+    The model is built once to read its tags, and prepared (fitted if needed) on the first check
+    run; each check works on its own copy. ``include_inapplicable`` also yields the checks the
+    model's tags rule out, which then raise :class:`CheckSkipped`.
+    """
+    subject = _Subject(model_factory, settings or KitSettings())
+    for spec in CHECKS.values():
+        if spec.applies(subject):
+            yield Check(spec, subject)
+        elif include_inapplicable:
+            yield Check(_Spec(spec.name, spec.doc, _skipper(spec.why_not(subject))), subject)
+
+
+def _skipper(reason: str) -> Callable[[_Subject, str], None]:
+    def skip(_subject: _Subject, name: str) -> None:
+        raise CheckSkipped(f"{name}: not applicable ({reason})")
+
+    return skip
+
+
+def run_checks(model_factory: Factory, *, settings: KitSettings | None = None,
+               only: Iterator[str] | list[str] | None = None) -> list[CheckResult]:
+    """Run every applicable check; a crash inside a check is a failure naming the check.
+
+    This is what ``ldns check observation NAME`` runs, with
+    ``lambda: registry.build("observation", {"type": NAME})`` as the factory.
+    """
+    selected = set(only) if only is not None else None
+    results = []
+    try:
+        checks = list(check_observation_model(model_factory, settings=settings))
+    except Exception as exc:  # noqa: BLE001 - the factory itself failed
+        return [CheckResult("build", False, f"the factory failed: {type(exc).__name__}: {exc}")]
+    for check in checks:
+        if selected is not None and check.name not in selected:
+            continue
+        started = time.perf_counter()
+        try:
+            check()
+        except CheckSkipped as exc:
+            results.append(CheckResult(check.name, True, str(exc), skipped=True, seconds=time.perf_counter() - started))
+        except CheckFailed as exc:
+            results.append(CheckResult(check.name, False, str(exc), seconds=time.perf_counter() - started))
+        except Exception as exc:  # noqa: BLE001 - a crash fails the property being checked
+            results.append(CheckResult(check.name, False, f"{check.name}: raised {type(exc).__name__}: {exc}",
+                                       seconds=time.perf_counter() - started))
+        else:
+            results.append(CheckResult(check.name, True, seconds=time.perf_counter() - started))
+    return results
+
+
+def format_results(results: list[CheckResult]) -> str:
+    """A plain-text table of check results, one line per check, failures with their message."""
+    width = max((len(r.name) for r in results), default=10)
+    lines = []
+    for r in results:
+        status = "SKIP" if r.skipped else ("PASS" if r.passed else "FAIL")
+        detail = "" if r.passed and not r.skipped else f"  {r.message}"
+        lines.append(f"{status}  {r.name:<{width}}  {r.seconds:5.2f}s{detail}")
+    failed = sum(not r.passed for r in results)
+    lines.append(f"{len(results) - failed} passed, {failed} failed" if results else "no checks ran")
+    return "\n".join(lines)
+
+
+# -- synthetic data ----------------------------------------------------------------------------
+
+def synthetic_data(*, n_trials: int = 64, n_time: int = 50, n_neurons: int = 3,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counts, rates (B, T, N) float32 and mask (B, T) with a known history effect, for fitting in checks.
+
+    Rates are smooth positive curves (one random phase per trial and neuron); counts are drawn bin
+    by bin with rate r_t exp(-1.5 s_{t-1} - 0.5 s_{t-2}) (refractoriness), so an autoregressive
+    model learns a non-zero history filter. Trials have lengths between T/2 and T (right-padded).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    phase = 2 * math.pi * torch.rand(n_trials, 1, n_neurons, generator=generator)
+    t = torch.arange(n_time, dtype=torch.float32)[None, :, None]
+    rates = 0.4 * torch.exp(0.8 * torch.sin(2 * math.pi * t / 25.0 + phase))  # (B, T, N)
+    counts = torch.zeros(n_trials, n_time, n_neurons)
+    for step in range(n_time):
+        drive = torch.zeros(n_trials, n_neurons)
+        if step >= 1:
+            drive = drive - 1.5 * counts[:, step - 1]
+        if step >= 2:
+            drive = drive - 0.5 * counts[:, step - 2]
+        counts[:, step] = torch.poisson(rates[:, step] * torch.exp(drive), generator=generator)
+    lengths = torch.randint(max(1, n_time // 2), n_time + 1, (n_trials,), generator=generator)
+    lengths[0] = n_time
+    mask = torch.arange(n_time)[None, :] < lengths[:, None]  # (B, T)
+    return counts * mask[..., None], rates, mask
