@@ -11,17 +11,21 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch is pinned through constraints.txt (pyproject keeps a range) so that pip takes the CPU wheel.
-$(STAMP): $(PY) pyproject.toml constraints.txt tests/plugin_dist/pyproject.toml
+EXAMPLE := docs/examples/ldns-negative-binomial
+
+$(STAMP): $(PY) pyproject.toml constraints.txt tests/plugin_dist/pyproject.toml $(EXAMPLE)/pyproject.toml
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e '.[test]'
 	$(PIP) install --quiet -c constraints.txt ./tests/plugin_dist
+	$(PIP) install --quiet -c constraints.txt './$(EXAMPLE)[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+	cd $(EXAMPLE) && ../../../$(PY) -m pytest -q
 
 demo: $(STAMP)
 	$(VENV)/bin/ldns demo --out runs/demo

@@ -33,7 +33,13 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--samplers", default="dpm-solver++:10,dpm-solver++:25,dpm-solver++:50,ddim:10,ddim:25,ddim:50,ddpm:1000")
     parser.add_argument("--n", type=int, default=200, help="trials per sampler (the test split has 200)")
+    parser.add_argument("--reuse", action="store_true", help="sample from the generator already trained in --out")
     args = parser.parse_args()
+    pipeline = Pipeline.load(args.out) if args.reuse else train(args)
+    report_samplers(pipeline, args.samplers, args.n)
+
+
+def train(args: argparse.Namespace) -> Pipeline:
 
     encoder_run = Path(args.encoder_run)
     out = Path(args.out)
@@ -58,7 +64,10 @@ def main() -> None:
     samples_seen = spec.train["generator"].epochs * len(pipeline.load_data().splits["train"])
     print(f"generator: {n_params} parameters, trained {train_seconds:.0f} s "
           f"({samples_seen / train_seconds:.0f} samples/s incl. latents stage)")
+    return pipeline
 
+
+def report_samplers(pipeline: Pipeline, samplers: str, n_trials: int) -> None:
     data = pipeline.load_data()
     test, train = data.split("test"), data.split("train")
     floor_index = np.sort(np.random.default_rng(0).choice(train.n_trials, size=test.n_trials, replace=False))
@@ -66,9 +75,9 @@ def main() -> None:
     header = f"{'sampler':18s} {'s/trial':>8s} " + " ".join(f"{m[:14]:>14s}" for m in METRICS) + f" {'rate_ratio':>10s}"
     print(header)
     print(f"{'data floor':18s} {'':8s} " + " ".join(f"{floor[m]:14.4f}" for m in METRICS))
-    for item in args.samplers.split(","):
+    for item in samplers.split(","):
         name, _, steps = item.partition(":")
-        n = args.n if name != "ddpm" else min(args.n, 64)
+        n = n_trials
         t0 = time.perf_counter()
         samples = pipeline.sample(n, sampler=name, steps=int(steps or 25), seed=1, progress=False)
         per_trial = (time.perf_counter() - t0) / n

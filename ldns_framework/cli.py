@@ -212,6 +212,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from ldns_framework.testing import KitSettings, format_results, run_checks
+
+    registry = _registry(args)
+    options = apply_overrides({}, args.set)
+    registry.component_class("observation", args.name)  # an unknown name fails here, with suggestions
+
+    def make_model() -> Any:
+        return registry.build("observation", {"type": args.name, **options}, path="observation")
+
+    results = run_checks(make_model, settings=KitSettings(seed=args.seed))
+    print(format_results(results))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILURE
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ldns_framework.demo import run_demo
 
@@ -302,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="another sample set to show beside the model's (repeatable)")
     report.add_argument("--split", default="test", help="real split shown against the samples")
     report.set_defaults(func=cmd_report)
+
+    check = commands.add_parser("check", help="run the conformance kit on an installed component")
+    check.add_argument("kind", choices=("observation",), help="component kind (observation models today)")
+    check.add_argument("name", help="registered name, e.g. poisson")
+    check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config option of the component")
+    check.add_argument("--seed", type=int, default=0, help="seed of the kit's random data")
+    check.set_defaults(func=cmd_check)
 
     demo = commands.add_parser("demo", help="the whole pipeline on built-in Lorenz data (a few minutes on a CPU)")
     demo.add_argument("--out", default="runs/demo", help="run directory (an existing one is resumed)")

@@ -81,7 +81,9 @@ class ObservationModel(ConfigurableComponent, nn.Module, abc.ABC):
     #: True when a bin's distribution depends on earlier spikes (the kit then checks one-step conditionals).
     is_autoregressive: ClassVar[bool] = False
 
-    def __init__(self, config: Any = None) -> None:
+    def __init__(self, config: Any = None, *, n_neurons: int | None = None) -> None:
+        """``n_neurons`` is given when known (a run being reloaded), so that a subclass with per-neuron
+        parameters can size them before their weights are loaded; others ignore it."""
         nn.Module.__init__(self)
         self._set_config(config)
 

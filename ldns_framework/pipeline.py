@@ -187,7 +187,7 @@ class Pipeline:
     def _stage_encoder(self, *, resume: bool, progress: bool) -> None:
         self._hook("ldns_stage_start", stage="encoder", run_dir=self.run_dir, spec=self.spec)
         self._build_modules()
-        observation = self.observation
+        observation = self._encoder_likelihood()
 
         def loss_fn(model: Any, counts: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
             return model.training_loss(Batch(counts, mask), observation)
@@ -197,6 +197,15 @@ class Pipeline:
         summary = attrs.asdict(result)
         _say(f"encoder: best validation loss {result.best_val_loss} at epoch {result.best_epoch}")
         self._hook("ldns_stage_end", stage="encoder", run_dir=self.run_dir, summary=summary)
+
+    def _encoder_likelihood(self) -> Any:
+        """The observation model whose likelihood trains the encoder: the spec's, unless it is
+        autoregressive (fitted after the encoder, METHOD.md section 5): then the factorised model it
+        names in ``encoder_observation`` (default poisson)."""
+        if not self.observation.is_autoregressive:
+            return self.observation
+        name = getattr(self.observation.config, "encoder_observation", "poisson")
+        return self.registry.build("observation", {"type": name}, path="observation.encoder_observation")
 
     def _stage_observation(self, *, resume: bool, progress: bool) -> None:
         self._hook("ldns_stage_start", stage="observation", run_dir=self.run_dir, spec=self.spec)
@@ -271,7 +280,8 @@ class Pipeline:
         if self.encoder is None:
             self.encoder = self.registry.build("encoder", self.spec.components["encoder"], n_neurons=self.n_neurons)
         if self.observation is None:
-            self.observation = self.registry.build("observation", self.spec.components["observation"])
+            self.observation = self.registry.build("observation", self.spec.components["observation"],
+                                                   n_neurons=self.n_neurons)
 
     # -- loading a trained run ------------------------------------------------------------
     def _check_provenance(self) -> None:
@@ -407,7 +417,7 @@ class Pipeline:
         own = self.spec.components["observation"].type
         if name is None or name == own:
             return own, self.observation
-        model = self.registry.build("observation", {"type": name}, path="--observation")
+        model = self.registry.build("observation", {"type": name}, path="--observation", n_neurons=self.n_neurons)
         if model.state_dict() or model.is_autoregressive:
             train = self.load_data().split("train")
             rates = self.encode(train, progress=False).rates

@@ -30,45 +30,35 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from ldns_framework.testing.checks import (
-    CHECKS,
-    Check,
-    CheckFailed,
-    CheckResult,
-    CheckSkipped,
-    KitSettings,
-    check_observation_model,
-    format_results,
-    run_checks,
-    synthetic_data,
-)
-
+_CHECKS = "ldns_framework.testing.checks"
+_STRATEGIES = "ldns_framework.testing.strategies"
+_CONTRACT = "ldns_framework.testing.contract"
+#: Everything is imported on first use: the pytest plugin (loaded by every pytest run in an
+#: environment with ldns-framework) imports this package and must not pull in torch.
 _LAZY = {
-    "ObservationModelContract": "ldns_framework.testing.contract",
-    "parametrize_with_checks": "ldns_framework.testing.contract",
-    "strategies": "ldns_framework.testing.strategies",
-    "conditions": "ldns_framework.testing.strategies",
-    "lengths": "ldns_framework.testing.strategies",
-    "masks": "ldns_framework.testing.strategies",
-    "observation_batches": "ldns_framework.testing.strategies",
-    "rates": "ldns_framework.testing.strategies",
-    "spike_counts": "ldns_framework.testing.strategies",
-    "spike_data": "ldns_framework.testing.strategies",
+    "CHECKS": _CHECKS,
+    "Check": _CHECKS,
+    "CheckFailed": _CHECKS,
+    "CheckResult": _CHECKS,
+    "CheckSkipped": _CHECKS,
+    "KitSettings": _CHECKS,
+    "check_observation_model": _CHECKS,
+    "format_results": _CHECKS,
+    "run_checks": _CHECKS,
+    "synthetic_data": _CHECKS,
+    "ObservationModelContract": _CONTRACT,
+    "parametrize_with_checks": _CONTRACT,
+    "strategies": _STRATEGIES,
+    "conditions": _STRATEGIES,
+    "lengths": _STRATEGIES,
+    "masks": _STRATEGIES,
+    "observation_batches": _STRATEGIES,
+    "rates": _STRATEGIES,
+    "spike_counts": _STRATEGIES,
+    "spike_data": _STRATEGIES,
 }
 
-__all__ = [
-    "CHECKS",
-    "Check",
-    "CheckFailed",
-    "CheckResult",
-    "CheckSkipped",
-    "KitSettings",
-    "check_observation_model",
-    "format_results",
-    "run_checks",
-    "synthetic_data",
-    *sorted(_LAZY),
-]
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

@@ -88,24 +88,29 @@ def masks(draw: st.DrawFn, n_trials: IntOrStrategy = None, n_time: IntOrStrategy
     return np.arange(n_time_value)[None, :] < valid[:, None]
 
 
-@st.composite
-def conditions(draw: st.DrawFn, kind: str = "vector", n_trials: IntOrStrategy = None, dim: IntOrStrategy = None,
-               n_time: IntOrStrategy = None, *, bound: float = 3.0) -> np.ndarray:
+CONDITION_KINDS = ("vector", "sequence", "angle")
+
+
+def conditions(kind: str = "vector", n_trials: IntOrStrategy = None, dim: IntOrStrategy = None,
+               n_time: IntOrStrategy = None, *, bound: float = 3.0) -> st.SearchStrategy[np.ndarray]:
     """Condition arrays as conditioners produce them, float32: "vector" (trials, dim), "sequence" (trials, time, dim).
 
     ``kind="angle"`` gives reach directions as (cos theta, sin theta) vectors (trials, 2).
     """
+    if kind not in CONDITION_KINDS:
+        raise ValueError(f"kind: expected one of {', '.join(CONDITION_KINDS)}, got {kind!r}")
+    return _conditions(kind, n_trials, dim, n_time, bound)
+
+
+@st.composite
+def _conditions(draw: st.DrawFn, kind: str, n_trials: IntOrStrategy, dim: IntOrStrategy, n_time: IntOrStrategy,
+                bound: float) -> np.ndarray:
     n = draw(_dim(n_trials, st.integers(1, 4)))
     if kind == "angle":
         theta = draw(hnp.arrays(np.float64, (n,), elements=st.floats(-np.pi, np.pi, allow_nan=False)))
         return np.stack([np.cos(theta), np.sin(theta)], axis=1).astype(np.float32)
     d = draw(_dim(dim, st.integers(1, 3)))
-    if kind == "vector":
-        shape: tuple[int, ...] = (n, d)
-    elif kind == "sequence":
-        shape = (n, draw(_dim(n_time, st.integers(1, 12))), d)
-    else:
-        raise ValueError(f"kind: expected 'vector', 'sequence' or 'angle', got {kind!r}")
+    shape: tuple[int, ...] = (n, d) if kind == "vector" else (n, draw(_dim(n_time, st.integers(1, 12))), d)
     elements = st.floats(-bound, bound, allow_nan=False, allow_infinity=False, width=32)
     return draw(hnp.arrays(np.float32, shape, elements=elements))
 

@@ -58,7 +58,7 @@ def test_misspelled_type_exits_2_naming_path_and_closest(capsys, npz_spec):
     code, out, err = run(capsys, "validate", str(npz_spec), "--set", "observation.type=poison")
     assert code == 2 and out == ""
     assert err.strip() == ("error: observation.type: unknown observation type 'poison' (did you mean 'poisson'?); "
-                           "known: poisson, test-bernoulli")
+                           "known: negative-binomial, poisson, spike-history, test-bernoulli")
 
 
 @pytest.mark.parametrize(

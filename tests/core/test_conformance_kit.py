@@ -336,10 +336,10 @@ def test_synthetic_data_is_valid_and_deterministic():
     assert (counts[~mask] == 0).all() and (rates > 0).all() and torch.equal(counts, counts.round())
 
 
-def test_settings_change_sizes():
-    slow = KitSettings(n_draws=500, n_time=3, max_count=12, n_neurons=2)
-    assert failures(lambda: Poisson()) == {}
-    assert not [r for r in run_checks(Poisson, settings=slow) if not r.passed]
+def test_settings_change_sizes_and_seeds():
+    small = KitSettings(n_draws=500, n_time=3, max_count=12, n_neurons=2, seed=4)
+    assert all(r.passed for r in run_checks(Poisson, settings=small))
+    assert "sampler_matches_log_prob" in {r.name for r in run_checks(SamplerOffByOne, settings=small) if not r.passed}
 
 
 # -- pytest integration: parametrize_with_checks and the contract class -----------------------------
@@ -426,3 +426,10 @@ def test_pytest_plugin_works_in_a_plugin_authors_test_session(tmp_path):
                          cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "3 passed" in out.stdout
+
+
+def test_the_pytest_plugin_stays_light():
+    """It is loaded by every pytest run where ldns-framework is installed: importing it must not import torch."""
+    code = "import sys, ldns_framework.testing.pytest_plugin; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

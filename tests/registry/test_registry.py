@@ -86,7 +86,8 @@ def test_disable_by_flag_and_environment(monkeypatch):
     assert "poisson" not in Registry.discover(disabled=["poisson"]).catalogue.names("observation")
     monkeypatch.setenv("LDNS_DISABLE_PLUGINS", "poisson, arrays, lorenz")
     registry = Registry.discover()
-    assert registry.catalogue.names("observation") == ["test-bernoulli"]
+    assert "poisson" not in registry.catalogue.names("observation")
+    assert "test-bernoulli" in registry.catalogue.names("observation")
     assert registry.catalogue.names("data") == []
     assert registry.disabled == {"poisson", "arrays", "lorenz"}
 
