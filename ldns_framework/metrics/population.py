@@ -110,6 +110,19 @@ def count_grid(*populations: np.ndarray, max_count: int | None = None) -> np.nda
     return np.arange(int(max_count) + 1, dtype=np.float64)
 
 
+def _populations_on_grid(model_counts: np.ndarray, data_counts: np.ndarray, lengths_model: np.ndarray | None,
+                         lengths_data: np.ndarray | None, max_count: int | None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both sets' population counts (clipped at ``max_count`` when given) and their common grid."""
+    check_same_neurons(check_counts(model_counts, "model_counts"), check_counts(data_counts, "data_counts"))
+    model = population_counts(model_counts, lengths_model)
+    data = population_counts(data_counts, lengths_data)
+    if max_count is not None:
+        model, data = np.minimum(model, max_count), np.minimum(data, max_count)
+    grid = count_grid(model, data, max_count=max_count)
+    return model, data, grid
+
+
 def population_count_densities(model_counts: np.ndarray, data_counts: np.ndarray,
                                lengths_model: np.ndarray | None = None,
                                lengths_data: np.ndarray | None = None,
@@ -120,12 +133,7 @@ def population_count_densities(model_counts: np.ndarray, data_counts: np.ndarray
     counts at it (the reference does this for the human data, with 220); by default the grid
     ends at the largest population count of either set.
     """
-    check_same_neurons(check_counts(model_counts, "model_counts"), check_counts(data_counts, "data_counts"))
-    model = population_counts(model_counts, lengths_model)
-    data = population_counts(data_counts, lengths_data)
-    if max_count is not None:
-        model, data = np.minimum(model, max_count), np.minimum(data, max_count)
-    grid = count_grid(model, data, max_count=max_count)
+    model, data, grid = _populations_on_grid(model_counts, data_counts, lengths_model, lengths_data, max_count)
     return grid, population_density(model, grid), population_density(data, grid)
 
 
@@ -133,10 +141,5 @@ def population_count_kl(model_counts: np.ndarray, data_counts: np.ndarray,
                         lengths_model: np.ndarray | None = None, lengths_data: np.ndarray | None = None,
                         max_count: int | None = None) -> float:
     """D_KL(model || data) in nats between the population-count KDE densities (module docstring)."""
-    check_same_neurons(check_counts(model_counts, "model_counts"), check_counts(data_counts, "data_counts"))
-    model = population_counts(model_counts, lengths_model)
-    data = population_counts(data_counts, lengths_data)
-    if max_count is not None:
-        model, data = np.minimum(model, max_count), np.minimum(data, max_count)
-    grid = count_grid(model, data, max_count=max_count)
+    model, data, grid = _populations_on_grid(model_counts, data_counts, lengths_model, lengths_data, max_count)
     return kl_divergence(log_population_density(model, grid), log_population_density(data, grid))

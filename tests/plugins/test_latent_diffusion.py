@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ldns_plugins.latent_diffusion import ldns_register_components
+from plugin_helpers import registered_classes
 from ldns_plugins.latent_diffusion.denoiser import Denoiser, DenoiserBlock, timestep_embedding
 from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig, ema_decay
 from ldns_plugins.latent_diffusion.s4 import S4D, _powers, cached_kernels, convolve, convolve_direct
@@ -44,14 +44,10 @@ def _one_thread():
 # --- plugin registration -------------------------------------------------------------------------
 
 def test_registers_the_generator() -> None:
-    calls = []
+    import ldns_plugins.latent_diffusion as plugin
 
-    class Registrar:
-        def add(self, kind, name, target, summary):
-            calls.append((kind, name, target))
-
-    ldns_register_components(Registrar())
-    assert calls == [("generator", "latent-diffusion", "ldns_plugins.latent_diffusion.model:LatentDiffusion")]
+    [(kind, name, cls, _summary)] = registered_classes(plugin)
+    assert (kind, name, cls) == ("generator", "latent-diffusion", LatentDiffusion)
 
 
 # --- S4D and the denoiser ------------------------------------------------------------------------

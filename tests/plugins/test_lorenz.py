@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ldns_framework import DataError, SpikeData
 from ldns_framework.errors import SpecErrors
 from ldns_framework.structure import structure_config
+from plugin_helpers import registered_classes
 from ldns_plugins.lorenz.source import LorenzConfig, LorenzSource, split_indices
 from ldns_plugins.lorenz.system import (
     LORENZ_INITIAL_STATE,
@@ -221,18 +222,7 @@ def test_any_small_config_gives_valid_spike_data(n_trials, n_neurons, length, bu
 
 
 def test_plugin_registers_the_lorenz_data_source():
-    import importlib
-
     import ldns_plugins.lorenz as plugin
 
-    calls = []
-
-    class Registrar:
-        def add(self, kind, name, target, *, summary=""):
-            calls.append((kind, name, target, summary))
-
-    plugin.ldns_register_components(Registrar())
-    [(kind, name, target, summary)] = calls
-    assert (kind, name) == ("data", "lorenz") and summary
-    module, attr = target.split(":")
-    assert getattr(importlib.import_module(module), attr) is LorenzSource
+    [(kind, name, cls, summary)] = registered_classes(plugin)
+    assert (kind, name, cls) == ("data", "lorenz", LorenzSource) and summary

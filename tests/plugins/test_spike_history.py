@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import numpy as np
@@ -14,6 +13,7 @@ from ldns_framework.errors import SpecErrors
 from ldns_framework.metrics.temporal import autocorr_rmse
 from ldns_framework.structure import structure_config
 from ldns_framework.testing import KitSettings, ObservationModelContract, parametrize_with_checks
+from plugin_helpers import registered_classes
 from ldns_plugins.lorenz.source import LorenzConfig, LorenzSource
 from ldns_plugins.spike_history.glm import (
     SpikeHistory,
@@ -352,15 +352,6 @@ def test_config_is_validated_with_paths():
 def test_plugin_registers_the_spike_history_observation_model():
     import ldns_plugins.spike_history as plugin
 
-    calls = []
-
-    class Registrar:
-        def add(self, kind, name, target, *, summary=""):
-            calls.append((kind, name, target, summary))
-
-    plugin.ldns_register_components(Registrar())
-    [(kind, name, target, summary)] = calls
-    assert (kind, name) == ("observation", "spike-history") and summary
-    module, attr = target.split(":")
-    assert getattr(importlib.import_module(module), attr) is SpikeHistory
+    [(kind, name, cls, summary)] = registered_classes(plugin)
+    assert (kind, name, cls) == ("observation", "spike-history", SpikeHistory) and summary
     assert SpikeHistory.is_autoregressive and "autoregressive" in SpikeHistory.tags
