@@ -142,6 +142,10 @@ class _Subject:
     def supports(self, tag: str) -> bool:
         return tag in self.tags
 
+    def trial_lengths(self, n_trials: int, n_time: int) -> list[int]:
+        """Padded lengths for models that support masks, full-length trials otherwise."""
+        return _padding_lengths(n_trials, n_time) if self.supports("supports_mask") else [n_time] * n_trials
+
 
 def _lengths_mask(lengths: list[int], n_time: int) -> torch.Tensor:
     return torch.arange(n_time)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
@@ -244,8 +248,7 @@ def _samples_are_counts(subject: _Subject, name: str) -> None:
     model, n = subject.model(), subject.n_neurons
     n_trials, n_time = 4, 7
     rates = subject.rates((n_trials, n_time, n), 1)
-    mask = _lengths_mask(_padding_lengths(n_trials, n_time) if subject.supports("supports_mask") else [n_time] * n_trials,
-                         n_time)
+    mask = _lengths_mask(subject.trial_lengths(n_trials, n_time), n_time)
     before = rates.clone()
     with torch.no_grad():
         out = model.sample(rates, mask, generator=subject.generator(2))
@@ -443,7 +446,7 @@ def _batch_invariant(subject: _Subject, name: str) -> None:
     """A trial's log_prob does not depend on the other trials in the batch or on their order."""
     model, n, cfg = subject.model(), subject.n_neurons, subject.settings
     n_trials, n_time = 6, 7
-    lengths = _padding_lengths(n_trials, n_time) if subject.supports("supports_mask") else [n_time] * n_trials
+    lengths = subject.trial_lengths(n_trials, n_time)
     mask = _lengths_mask(lengths, n_time)
     rates = subject.rates((n_trials, n_time, n), 70)
     counts = _sample(model, rates, mask, subject.generator(71), name)
@@ -510,7 +513,7 @@ def _gradients(subject: _Subject, name: str) -> None:
     model, n = subject.model(), subject.n_neurons
     n_trials, n_time = 3, 6
     with_mask = subject.supports("supports_mask")
-    mask = _lengths_mask(_padding_lengths(n_trials, n_time) if with_mask else [n_time] * n_trials, n_time)
+    mask = _lengths_mask(subject.trial_lengths(n_trials, n_time), n_time)
     rates = subject.rates((n_trials, n_time, n), 100)
     counts = _sample(model, rates, mask, subject.generator(101), name)
     rates[0, 0, 0] = 1e-6  # a tiny rate
