@@ -24,7 +24,9 @@ _LAZY = {
     "Encoder": "ldns_framework.interfaces",
     "LatentGenerator": "ldns_framework.interfaces",
     "Metric": "ldns_framework.interfaces",
+    "NoOptions": "ldns_framework.interfaces",
     "ObservationModel": "ldns_framework.interfaces",
+    "PooledMetric": "ldns_framework.interfaces",
 }
 
 __all__ = [

@@ -17,6 +17,7 @@ from torch import nn
 
 from ldns_framework.batch import Batch
 from ldns_framework.data import SpikeData
+from ldns_framework.errors import DataError
 
 __all__ = [
     "Conditioner",
@@ -25,19 +26,21 @@ __all__ = [
     "Encoder",
     "LatentGenerator",
     "Metric",
+    "NoOptions",
     "ObservationModel",
+    "PooledMetric",
 ]
 
 
 @attrs.frozen
-class _NoOptions:
-    """Config of a component that has no options."""
+class NoOptions:
+    """Config of a component (or sampler) that has no options."""
 
 
 class ConfigurableComponent:
     """Mixin: holds ``self.config``, an instance of the class's ``config_class``."""
 
-    config_class: ClassVar[type] = _NoOptions
+    config_class: ClassVar[type] = NoOptions
     #: Free-form capability tags (e.g. ``autoregressive``, ``supports_mask``) read by the conformance kit.
     tags: ClassVar[frozenset[str]] = frozenset()
 
@@ -61,6 +64,12 @@ class Encoder(ConfigurableComponent, nn.Module, abc.ABC):
     def latent_dim(self) -> int:
         """D, the number of latent channels."""
 
+    @property
+    def is_causal(self) -> bool:
+        """True when latents and rates at bin t depend only on bins <= t (required for
+        variable-length data: then right-padding can never change a valid bin). The kit checks it."""
+        return False
+
     @abc.abstractmethod
     def encode(self, counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """counts (B, T, N) float, mask (B, T) bool -> latents (B, T, D)."""
@@ -72,14 +81,25 @@ class Encoder(ConfigurableComponent, nn.Module, abc.ABC):
     @abc.abstractmethod
     def training_loss(self, batch: Batch, observation: "ObservationModel") -> dict[str, torch.Tensor]:
         """One minibatch's loss: ``{"loss": scalar, <part>: scalar, ...}``; the reconstruction term
-        is the observation model's negative log-likelihood."""
+        is the observation model's negative log-likelihood, through
+        :meth:`ObservationModel.log_prob_elements` when only some entries are scored (coordinated
+        dropout), so any factorised observation model trains any encoder."""
 
 
 class ObservationModel(ConfigurableComponent, nn.Module, abc.ABC):
-    """p(counts | rates): turns rates into spikes and scores spikes under rates."""
+    """p(counts | rates): turns rates into spikes and scores spikes under rates.
+
+    Subclasses implement :meth:`log_prob_elements` (the per-entry log-likelihood) and
+    :meth:`sample`; :meth:`log_prob` sums the elements over neurons and valid bins. The element-wise
+    form is the contract that lets an encoder score any subset of entries (coordinated dropout)
+    without reshaping entries into one-neuron trials, so per-neuron parameters stay aligned.
+    """
 
     #: True when a bin's distribution depends on earlier spikes (the kit then checks one-step conditionals).
     is_autoregressive: ClassVar[bool] = False
+    #: True when :meth:`fit` must run (after the encoder, on real counts and its rates) before the
+    #: model can score or sample. May be a property when it depends on the config.
+    needs_fitting: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, *, n_neurons: int | None = None) -> None:
         """``n_neurons`` is given when known (a run being reloaded), so that a subclass with per-neuron
@@ -87,21 +107,52 @@ class ObservationModel(ConfigurableComponent, nn.Module, abc.ABC):
         nn.Module.__init__(self)
         self._set_config(config)
 
+    @property
+    def is_fitted(self) -> bool:
+        """False while parameters sized or set by :meth:`fit` are missing (the kit then fits first)."""
+        return True
+
     @abc.abstractmethod
+    def log_prob_elements(self, counts: torch.Tensor, rates: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """counts, rates (B, T, N), scored (B, T, N) bool -> (B, T, N): the exact log-pmf of every
+        entry (for an autoregressive model: given the true earlier counts), exactly 0 where ``scored``
+        is False (use ``torch.where``, so nothing from an unscored entry reaches the gradient)."""
+
     def log_prob(self, counts: torch.Tensor, rates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """counts, rates (B, T, N), mask (B, T) -> (B,): log-likelihood summed over neurons and valid bins."""
+        scored = mask[..., None].expand_as(counts)  # (B, T, N)
+        return self.log_prob_elements(counts, rates, scored).sum(dim=(1, 2))
 
     @abc.abstractmethod
     def sample(self, rates: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """rates (B, T, N), mask (B, T) -> integer-valued counts (B, T, N), zero on padded bins."""
 
     def fit(self, counts: torch.Tensor, rates: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-        """Fit any parameters on real counts and encoder rates (after the encoder). Default: nothing to fit."""
+        """Fit any parameters on real counts and encoder rates (after the encoder); returns JSON-ready
+        figures stored with the run. Default: nothing to fit."""
         return {}
+
+    def encoder_observation(self) -> str | None:
+        """The registered name of the factorised observation model that trains the encoder in this
+        model's place, or None to train it with this model. Autoregressive models name one (their
+        history is fitted after the encoder, METHOD.md section 5)."""
+        return None
 
 
 class LatentGenerator(ConfigurableComponent, nn.Module, abc.ABC):
-    """A generative model of normalised latents (B, T, D)."""
+    """A generative model of normalised latents (B, T, D).
+
+    Lifecycle: a gradient-trained generator (``closed_form = False``) is trained by the engine on
+    :meth:`training_loss`, with :meth:`after_optimizer_step` after every step (e.g. an EMA update);
+    a closed-form one (``closed_form = True``) is fitted once by :meth:`fit` and has no optimiser.
+    """
+
+    #: Sampler name -> frozen attrs class of its options (fields made with ``ldns_framework.option``).
+    #: The first entry is the default. The spec's ``sample`` section and ``ldns sample`` are
+    #: validated against these; the core names no sampler.
+    samplers: ClassVar[Mapping[str, type]] = {"ancestral": NoOptions}
+    #: True when :meth:`fit` computes the parameters in closed form instead of gradient training.
+    closed_form: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, *, latent_dim: int, condition_kind: str | None = None,
                  condition_dim: int = 0) -> None:
@@ -114,12 +165,31 @@ class LatentGenerator(ConfigurableComponent, nn.Module, abc.ABC):
     @abc.abstractmethod
     def training_loss(self, latents: torch.Tensor, mask: torch.Tensor,
                       condition: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """latents (B, T, D) normalised, mask (B, T) -> ``{"loss": scalar, ...}``."""
+        """latents (B, T, D) normalised, mask (B, T) -> ``{"loss": scalar, ...}`` (for a closed-form
+        generator: its validation loss, e.g. the negative log-likelihood per bin)."""
 
     @abc.abstractmethod
     def sample(self, n: int, lengths: torch.Tensor, condition: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, **sampler_options: Any) -> torch.Tensor:
-        """Draw ``n`` normalised latent trials (n, max(lengths), D); bins past a trial's length are padding."""
+               generator: torch.Generator | None = None, *, sampler: str | None = None,
+               options: Any = None) -> torch.Tensor:
+        """Draw ``n`` normalised latent trials (n, max(lengths), D); bins past a trial's length are padding.
+
+        ``sampler`` is a key of :attr:`samplers` (None: the first) and ``options`` an instance of its
+        options class (None: its defaults); draw only from ``generator``.
+        """
+
+    def fit(self, latents: torch.Tensor, mask: torch.Tensor, condition: torch.Tensor | None) -> dict[str, float]:
+        """Closed-form generators: set the parameters from all training latents; returns JSON-ready figures."""
+        raise NotImplementedError(f"{type(self).__name__} is trained by gradient descent (closed_form is False)")
+
+    def after_optimizer_step(self) -> None:
+        """Called by the training engine after every optimiser step (e.g. an EMA update). Default: nothing."""
+
+    @classmethod
+    def describe_sampler(cls, sampler: str, options: Any) -> str:
+        """A short label for outputs and progress bars, e.g. ``dpm-solver++ (steps=25)``."""
+        fields = attrs.asdict(options) if attrs.has(type(options)) else {}
+        return sampler + (f" ({', '.join(f'{k}={v}' for k, v in fields.items())})" if fields else "")
 
 
 class Conditioner(ConfigurableComponent, abc.ABC):
@@ -139,6 +209,10 @@ class Conditioner(ConfigurableComponent, abc.ABC):
     @abc.abstractmethod
     def from_data(self, data: SpikeData, indices: np.ndarray) -> torch.Tensor | None:
         """Condition tensor for the given trials of ``data`` (None when unconditional)."""
+
+    def fit(self, data: SpikeData, indices: np.ndarray) -> None:
+        """Compute normalisation statistics from the training trials ``indices`` of ``data``
+        (before :meth:`from_data` is used). Default: nothing to compute."""
 
     @abc.abstractmethod
     def validate(self, condition: Any, n: int, length: int) -> torch.Tensor | None:
@@ -172,3 +246,53 @@ class Metric(ConfigurableComponent, abc.ABC):
     @abc.abstractmethod
     def compute(self, model: SpikeData, data: SpikeData) -> dict[str, float]:
         """Named values comparing ``model`` samples with real ``data`` (both (trials, time, neurons))."""
+
+    def describe(self, context: Any = None) -> dict[str, dict[str, str]]:
+        """Per value name: ``unit`` and ``better`` (``"lower"`` or ``"higher"``), for reports and the
+        kit (a lower-is-better value must be 0 on identical inputs, a higher-is-better one maximal).
+        ``context`` is what :meth:`PooledMetric.prepare` returned, or None."""
+        return {}
+
+
+class PooledMetric(Metric):
+    """A metric computed from per-trial statistics pooled with trial weights.
+
+    A bootstrap fold is a multiset of trials (trial ``i`` taken ``w[i]`` times). For a statistic that
+    is a sum over trials the fold's value is a weighted sum of per-trial values, so the evaluation
+    computes per-trial statistics once per set of trials and each fold costs one weighted sum. The
+    evaluation calls, in order:
+
+    1. ``context = prepare(data)``: once per split, on the real trials (units, neuron groups).
+    2. ``per_trial = trial_statistics(spikes, context)``: once per set of trials.
+    3. ``pooled = pool(per_trial, weights, context)``: per fold and side; ``weights`` (trials,) are
+       non-negative integer multiplicities (0 leaves a trial out).
+    4. ``compare_statistics(pooled_model, pooled_data, context) -> {name: float}``.
+
+    :meth:`compute` runs the four steps with unit weights, so it equals the statistic of the whole sets.
+    Metrics that are not pooled are called through :meth:`compute` on each resampled set.
+    """
+
+    def prepare(self, data: SpikeData) -> Any:
+        """What the comparison needs from the real data (units, groups); ``None`` by default."""
+        return None
+
+    @abc.abstractmethod
+    def trial_statistics(self, spikes: SpikeData, context: Any) -> Any:
+        """Statistics of every trial of ``spikes`` (or what :meth:`pool` needs to compute them)."""
+
+    @abc.abstractmethod
+    def pool(self, per_trial: Any, weights: np.ndarray, context: Any) -> Any:
+        """The statistics of the multiset of trials given by integer ``weights`` (trials,)."""
+
+    @abc.abstractmethod
+    def compare_statistics(self, model: Any, data: Any, context: Any) -> dict[str, float]:
+        """Named values comparing pooled model statistics with pooled data statistics."""
+
+    def compute(self, model: SpikeData, data: SpikeData) -> dict[str, float]:
+        if model.n_neurons != data.n_neurons:
+            raise DataError("counts", f"expected {data.n_neurons} neurons in the model samples like the data, "
+                                      f"got {model.n_neurons}")
+        context = self.prepare(data)
+        pooled_model = self.pool(self.trial_statistics(model, context), np.ones(model.n_trials, np.int64), context)
+        pooled_data = self.pool(self.trial_statistics(data, context), np.ones(data.n_trials, np.int64), context)
+        return self.compare_statistics(pooled_model, pooled_data, context)
