@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldns_plugins.latent_diffusion.s4 import S4D
+from ldns_framework.nn import S4D
 
 __all__ = ["Denoiser", "DenoiserBlock", "instance_norm", "timestep_embedding"]
 
