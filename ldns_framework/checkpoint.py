@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -30,18 +31,40 @@ def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def load_module_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Load weights, naming the file and the mismatching keys when the architecture differs."""
-    tensors = load_tensors(path)
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
-    if missing or unexpected or wrong:
-        details = "; ".join(part for part in (
-            f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-            f"shape mismatch {wrong[:3]}" if wrong else "") if part)
-        raise LdnsError(f"{path}: weights do not fit this {type(module).__name__} ({details}); was the spec changed?")
-    module.load_state_dict(tensors)
+    """Load the weights file ``path`` into ``module`` (see :func:`load_weights`)."""
+    load_weights(module, load_tensors(path), str(path))
+
+
+def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``tensors`` into ``module`` through its own ``load_state_dict``, then check that they fit.
+
+    The module's ``_load_from_state_dict`` hooks run first, so a module whose size comes from its
+    weights (per-neuron parameters) resizes itself before anything is compared. What still does
+    not fit is reported in one line naming ``source`` and the tensors: missing and unexpected
+    keys, and shapes as stored vs as the module holds them.
+    """
+    try:
+        result = module.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:  # raised once every key was tried, e.g. on a shape that still differs
+        current = module.state_dict()
+        wrong = [f"{key} {tuple(tensors[key].shape)} in the file, {tuple(current[key].shape)} in the model"
+                 for key in sorted(set(current) & set(tensors)) if tensors[key].shape != current[key].shape]
+        details = [_keys("missing", set(current) - set(tensors)), _keys("unexpected", set(tensors) - set(current)),
+                   f"shape mismatch: {'; '.join(wrong[:3])}" if wrong else
+                   " ".join(line.strip() for line in str(exc).splitlines()[1:])]
+        raise _misfit(module, source, details) from None
+    if result.missing_keys or result.unexpected_keys:
+        raise _misfit(module, source, [_keys("missing", result.missing_keys),
+                                       _keys("unexpected", result.unexpected_keys)])
+
+
+def _keys(what: str, keys: Iterable[str]) -> str:
+    return f"{what} {sorted(keys)[:3]}" if keys else ""
+
+
+def _misfit(module: torch.nn.Module, source: str, details: list[str]) -> LdnsError:
+    text = "; ".join(part for part in details if part)
+    return LdnsError(f"{source}: weights do not fit this {type(module).__name__} ({text}); was the spec changed?")
 
 
 def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

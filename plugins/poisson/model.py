@@ -8,6 +8,7 @@ Usage::
     obs = PoissonObservation()
     counts = obs.sample(rates, mask, generator=torch.Generator().manual_seed(0))  # (B, T, N)
     ll = obs.log_prob(counts, rates, mask)                                          # (B,)
+    per_entry = obs.log_prob_elements(counts, rates, mask[..., None].expand_as(counts))  # (B, T, N)
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ class PoissonObservation(ObservationModel):
     config_class = PoissonConfig
     tags = frozenset({"supports_mask", "rate_parameterised"})
 
-    def log_prob(self, counts: torch.Tensor, rates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def log_prob_elements(self, counts: torch.Tensor, rates: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """counts, rates, scored (B, T, N) -> (B, T, N): x log r - r - log x! where scored, else 0."""
         rates = rates.clamp_min(self.config.min_rate)
-        per_bin = counts * torch.log(rates) - rates - torch.lgamma(counts + 1.0)  # (B, T, N)
-        per_bin = torch.where(mask[..., None], per_bin, torch.zeros_like(per_bin))
-        return per_bin.sum(dim=(1, 2))  # (B,)
+        per_entry = counts * torch.log(rates) - rates - torch.lgamma(counts + 1.0)  # (B, T, N)
+        return torch.where(scored, per_entry, 0.0)  # (B, T, N)
 
     def sample(self, rates: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         counts = torch.poisson(rates.clamp_min(0.0), generator=generator)  # (B, T, N)

@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldns_framework import Batch, Encoder, LdnsError, ObservationModel, option
-from ldns_plugins.s4_autoencoder.s4 import INITS, S4D
+from ldns_framework import Batch, Encoder, ObservationModel, option
+from ldns_framework.nn import INITS, S4D
 
 __all__ = ["ResidualBlock", "S4Autoencoder", "S4AutoencoderConfig", "latent_penalties", "masked_instance_norm"]
 
@@ -132,18 +132,6 @@ def latent_penalties(latents: torch.Tensor, mask: torch.Tensor, td_lags: int) ->
     return l2, td
 
 
-def _entrywise_nll(observation: ObservationModel, counts: torch.Tensor, rates: torch.Tensor,
-                   scored: torch.Tensor) -> torch.Tensor:
-    """Summed NLL of the entries where ``scored`` (B, T, N) is True: each entry is passed to
-    ``log_prob`` as its own one-bin, one-neuron trial, since log_prob masks whole bins only."""
-    if observation.is_autoregressive:
-        raise LdnsError(f"s4-autoencoder: coordinated dropout scores single entries, which the autoregressive "
-                        f"observation model {type(observation).__name__} cannot; set dropout_prob: 0 or train "
-                        f"the autoencoder with a factorised observation model")
-    per_entry = observation.log_prob(counts.reshape(-1, 1, 1), rates.reshape(-1, 1, 1), scored.reshape(-1, 1))  # (B*T*N,)
-    return -per_entry.sum()
-
-
 class S4Autoencoder(Encoder):
     """The LDNS autoencoder: S4 encoder, grouped bottleneck, pointwise softplus decoder (Sec. 3.1)."""
 
@@ -164,6 +152,14 @@ class S4Autoencoder(Encoder):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
+    @property
+    def is_causal(self) -> bool:
+        """False, even with ``bidirectional: false``: the S4 kernels then look only backwards, but the
+        masked instance norm of every block takes its statistics over all of a trial's valid bins, so
+        a bin's latents depend on later valid bins. Padding never reaches a valid bin in either mode
+        (the norm's statistics and the S4 input skip it)."""
+        return False
+
     def encode(self, counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """counts (B, T, N), mask (B, T) -> latents (B, T, D), zero on padded bins."""
         valid = mask[:, None, :].to(counts.dtype)  # (B, 1, T)
@@ -183,7 +179,9 @@ class S4Autoencoder(Encoder):
     def training_loss(self, batch: Batch, observation: ObservationModel) -> dict[str, torch.Tensor]:
         """Eq. 1 with coordinated dropout (training mode only). Every part is divided by B*T*N, as
         in the reference, and weighted, so that ``loss = recon + l2 + td``; "recon" scores the dropped
-        valid entries in training mode with p > 0, and all valid entries otherwise."""
+        valid entries in training mode with p > 0, and all valid entries otherwise. The dropped entries
+        are scored in place by ``observation.log_prob_elements``, so per-neuron parameters stay
+        aligned and an autoregressive model scores each one given the true earlier counts."""
         counts, mask = batch.counts, batch.mask  # (B, T, N), (B, T)
         p = self.config.dropout_prob if self.training else 0.0
         kept = torch.rand_like(counts) >= p if p > 0 else None  # (B, T, N), Bernoulli(1 - p)
@@ -194,7 +192,8 @@ class S4Autoencoder(Encoder):
         if kept is None:
             recon = -observation.log_prob(counts, rates, mask).sum() / numel
         else:
-            recon = _entrywise_nll(observation, counts, rates, ~kept & mask[..., None]) / numel
+            scored = ~kept & mask[..., None]  # (B, T, N): the dropped valid entries
+            recon = -observation.log_prob_elements(counts, rates, scored).sum() / numel
         l2, td = latent_penalties(latents, mask, self.config.td_lags)
         l2, td = self.config.beta_l2 * l2 / numel, self.config.beta_td * td / numel
         return {"loss": recon + l2 + td, "recon": recon, "l2": l2, "td": td}

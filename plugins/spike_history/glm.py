@@ -91,8 +91,8 @@ class SpikeHistoryConfig:
                                         "(overrides max_spikes).")
     min_rate: float = option(1.0e-8, doc="Rates are clamped below at this value before log r.", gt=0)
     encoder_observation: str = option("poisson", doc="Observation model the encoder is trained with when this one is "
-                                                     "the spec's (an autoregressive model cannot score the encoder's "
-                                                     "coordinated-dropout entries; the reference trains with Poisson).")
+                                                     "the spec's (this one is fitted on the trained encoder's rates, "
+                                                     "so it cannot train the encoder; the reference trains with Poisson).")
     fit: SpikeHistoryFitConfig = option(factory=SpikeHistoryFitConfig, doc="Fitting options.")
 
 
@@ -213,6 +213,7 @@ class SpikeHistory(ObservationModel):
     config_class = SpikeHistoryConfig
     tags: ClassVar[frozenset[str]] = frozenset({"autoregressive", "supports_mask", "per_neuron"})
     is_autoregressive: ClassVar[bool] = True
+    needs_fitting: ClassVar[bool] = True
 
     def __init__(self, config: SpikeHistoryConfig | None = None, *, n_neurons: int | None = None) -> None:
         super().__init__(config)
@@ -238,6 +239,10 @@ class SpikeHistory(ObservationModel):
         """The largest count the model produces (None: uncapped)."""
         return 1 if self.config.bernoulli else self.config.max_spikes
 
+    def encoder_observation(self) -> str:
+        """The factorised model (``config.encoder_observation``) that trains the encoder before this one is fitted."""
+        return self.config.encoder_observation
+
     def reset_parameters(self, n_neurons: int) -> None:
         """(Re)create the parameters for ``n_neurons`` at w = 0, a = 1, b = 0, on their current device."""
         device, dtype = self.bias.device, self.bias.dtype
@@ -251,15 +256,18 @@ class SpikeHistory(ObservationModel):
             self.reset_parameters(int(stored.shape[0]))  # sized by the weights being loaded
         super()._load_from_state_dict(state_dict, prefix, *args)
 
-    def _check(self, rates: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor | None = None) -> None:
+    def _check(self, rates: torch.Tensor, counts: torch.Tensor | None = None,
+               mask: torch.Tensor | None = None, scored: torch.Tensor | None = None) -> None:
         if not self.is_fitted:
             raise LdnsError("spike-history: the model has no parameters yet; fit(counts, rates, mask) it on "
                             "training data or load fitted weights")
         if rates.ndim != 3 or rates.shape[-1] != self.n_neurons:
             raise DataError("rates", f"expected (trials, time, {self.n_neurons}) for this fitted model, "
                                      f"got {tuple(rates.shape)}")
-        if mask.shape != rates.shape[:2]:
+        if mask is not None and mask.shape != rates.shape[:2]:
             raise DataError("mask", f"expected {tuple(rates.shape[:2])} (trials, time), got {tuple(mask.shape)}")
+        if scored is not None and scored.shape != rates.shape:
+            raise DataError("scored", f"expected the shape of rates {tuple(rates.shape)}, got {tuple(scored.shape)}")
         if counts is not None and counts.shape != rates.shape:
             raise DataError("counts", f"expected the shape of rates {tuple(rates.shape)}, got {tuple(counts.shape)}")
 
@@ -285,10 +293,13 @@ class SpikeHistory(ObservationModel):
     def intensity(self, counts: torch.Tensor, rates: torch.Tensor, mask: torch.Tensor,
                   history: torch.Tensor | None = None) -> torch.Tensor:
         """lambda (B, T, N) given the counts before each bin (padded bins count as zeros)."""
-        self._check(rates, mask, counts)
+        self._check(rates, counts, mask=mask)
+        return self._intensity(torch.where(mask[..., None], counts.to(rates.dtype), 0.0), rates, history)
+
+    def _intensity(self, spikes: torch.Tensor, rates: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
+        """lambda (B, T, N) given spikes (B, T, N), whose earlier bins feed every bin's history drive."""
         weights, gain, bias = self._params(rates)
-        spikes = torch.where(mask[..., None], counts.to(rates.dtype), 0.0)  # (B, T, N)
-        drive = history_drive(spikes, weights, self._context(history, rates))  # (B, T, N)
+        drive = history_drive(spikes.to(rates.dtype), weights, self._context(history, rates))  # (B, T, N)
         return self._link(drive + gain * torch.log(rates.clamp_min(self.config.min_rate)) + bias)  # (B, T, N)
 
     def _spike_terms(self, counts: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -300,24 +311,37 @@ class SpikeHistory(ObservationModel):
         terms = torch.where(counts < cap, terms, log_poisson_tail(cap, lam) + lam)
         return torch.where(counts > cap, -math.inf, terms)  # above the cap: impossible
 
+    def log_prob_elements(self, counts: torch.Tensor, rates: torch.Tensor, scored: torch.Tensor,
+                          history: torch.Tensor | None = None) -> torch.Tensor:
+        """counts, rates, scored (B, T, N)[, history (B, H', N) oldest first] -> (B, T, N).
+
+        Entry (b, t, n) is log p(s_t^n | s_{t-H..t-1}^n, r_t^n): the one-step conditional given the
+        counts as passed for the earlier bins (all of them, scored or not: under coordinated dropout
+        the history is the true earlier counts), 0 where ``scored`` is False. Every scored entry
+        holds -lambda (the log-pmf of a 0); the entries with spikes, which are sparse, add the rest.
+        """
+        self._check(rates, counts, scored=scored)
+        lam = self._intensity(counts, rates, history)  # (B, T, N)
+        elements = torch.where(scored, -lam, 0.0)  # (B, T, N)
+        counts = counts.to(lam.dtype)
+        spiking = (scored & (counts > 0)).reshape(-1).nonzero().squeeze(1)  # (S,) flat indices
+        if len(spiking):
+            terms = self._spike_terms(counts.reshape(-1)[spiking], lam.reshape(-1)[spiking])  # (S,)
+            elements.view(-1).index_add_(0, spiking, terms)  # in place: torch.where's backward needs no output
+        return elements
+
     def log_prob(self, counts: torch.Tensor, rates: torch.Tensor, mask: torch.Tensor,
                  history: torch.Tensor | None = None) -> torch.Tensor:
         """counts, rates (B, T, N), mask (B, T)[, history (B, H', N) oldest first] -> (B,) log-likelihood.
 
         Factorises over time given the history: the sum over valid bins and neurons of
         log p(s_t | s_{t-H..t-1}, r_t). Padded bins contribute nothing and feed zeros to the
-        history. Every valid entry contributes -lambda (the log-pmf of a 0); the entries with
-        spikes, which are sparse, add the rest of their log-pmf.
+        history. (Overridden only to accept ``history``.)
         """
-        lam = self.intensity(counts, rates, mask, history)  # (B, T, N)
-        valid = mask[..., None]  # (B, T, 1)
-        log_lik = -torch.where(valid, lam, 0.0).sum(dim=(1, 2))  # (B,)
-        counts = counts.to(lam.dtype)
-        spiking = (valid & (counts > 0)).reshape(-1).nonzero().squeeze(1)  # (S,) flat indices
-        if len(spiking):
-            terms = self._spike_terms(counts.reshape(-1)[spiking], lam.reshape(-1)[spiking])  # (S,)
-            log_lik = log_lik.index_add(0, spiking // (counts.shape[1] * counts.shape[2]), terms)
-        return log_lik  # (B,)
+        self._check(rates, counts, mask=mask)
+        valid = mask[..., None].expand_as(counts)  # (B, T, N)
+        spikes = torch.where(valid, counts.to(rates.dtype), 0.0)  # (B, T, N): padded bins feed zeros to the history
+        return self.log_prob_elements(spikes, rates, valid, history).sum(dim=(1, 2))  # (B,)
 
     # -- sampling --------------------------------------------------------------------------
     @torch.no_grad()
@@ -330,7 +354,7 @@ class SpikeHistory(ObservationModel):
         adds its count times w[n, :] to the drives of the next H bins (a scatter over the spikes
         only, since spikes are sparse), so a step costs O(B N + spikes x H), not O(B N H).
         """
-        self._check(rates, mask)
+        self._check(rates, mask=mask)
         n_trials, n_time, n_neurons = rates.shape
         h = self.config.history
         weights, gain, bias = self._params(rates)

@@ -30,6 +30,22 @@ def test_log_prob_is_the_exact_pmf_summed_over_valid_bins(case):
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-9)
 
 
+@settings(max_examples=50, deadline=None)
+@given(counts_rates_mask(), st.integers(0, 2**32 - 1))
+def test_elements_are_the_exact_pmf_of_scored_entries_and_zero_elsewhere(case, seed):
+    counts, rates, _ = case
+    scored = np.random.default_rng(seed).random(counts.shape) < 0.5  # (B, T, N)
+    got = PoissonObservation().log_prob_elements(torch.tensor(counts, dtype=torch.float64), torch.tensor(rates),
+                                                 torch.tensor(scored))
+    np.testing.assert_allclose(got.numpy(), np.where(scored, stats.poisson.logpmf(counts, rates), 0.0),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_nothing_to_fit_and_trains_the_encoder_itself():
+    assert not PoissonObservation.needs_fitting and PoissonObservation().is_fitted
+    assert PoissonObservation().encoder_observation() is None
+
+
 def test_padded_bins_contribute_nothing_and_are_sampled_as_zero():
     model = PoissonObservation()
     rates = torch.full((2, 5, 3), 2.0)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ldns_framework import Batch, LdnsError
+from ldns_framework import Batch
 from ldns_plugins.poisson.model import PoissonObservation
 from ldns_plugins.s4_autoencoder.model import (
     S4Autoencoder,
@@ -15,6 +15,8 @@ from ldns_plugins.s4_autoencoder.model import (
     latent_penalties,
     masked_instance_norm,
 )
+from ldns_plugins.spike_history.glm import SpikeHistory, SpikeHistoryConfig
+from toy_components import ZeroInflatedPoisson
 
 N, T = 6, 32
 
@@ -153,12 +155,52 @@ def test_training_loss_is_finite_and_differentiable() -> None:
         assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
 
 
-def test_autoregressive_observation_is_refused_under_coordinated_dropout() -> None:
-    class HistoryLike(PoissonObservation):
-        is_autoregressive = True
+def test_coordinated_dropout_keeps_per_neuron_parameters_aligned() -> None:
+    """Each dropped entry is scored with its own neuron's parameter (a zero probability per neuron,
+    checked by hand in float64), never as a one-neuron trial."""
+    model = make_model(dropout_prob=0.4)
+    batch = make_batch(batch_size=4, lengths=[T, T, 20, 9])
+    observation = ZeroInflatedPoisson()
+    observation.zero_logit = torch.nn.Parameter(torch.linspace(-3.0, 2.0, N))  # (N,): very different per neuron
+    seen = _capture(model)
+    recon = model.training_loss(batch, observation)["recon"]
+    dropped = (seen["inputs"] == 0) & batch.mask[..., None]  # (B, T, N): counts are never zero
+    pi = torch.sigmoid(torch.linspace(-3.0, 2.0, N)).double()  # (N,)
+    r, x = seen["rates"].detach().double(), batch.counts.double()
+    by_hand = torch.log1p(-pi) + x * torch.log(r) - r - torch.lgamma(x + 1)  # (B, T, N): x > 0 everywhere
+    torch.testing.assert_close(recon.double(), -by_hand[dropped].sum() / x.numel(), rtol=1e-5, atol=1e-7)
 
-    with pytest.raises(LdnsError, match="autoregressive"):
-        make_model().training_loss(make_batch(), HistoryLike())
+
+def test_an_autoregressive_model_scores_dropped_entries_given_the_true_history() -> None:
+    """The encoder sees dropped entries as zeros, but the spike-history model's conditional of a
+    dropped entry is taken given the true earlier counts."""
+    model = make_model(dropout_prob=0.3)
+    batch = make_batch(lengths=[T, T, 25, 12])
+    observation = SpikeHistory(SpikeHistoryConfig(history=3), n_neurons=N)
+    with torch.no_grad():
+        observation.history_weights.copy_(torch.randn(N, 3) * 0.5)
+    seen = _capture(model)
+    losses = model.training_loss(batch, observation)
+    losses["loss"].backward()
+    dropped = (seen["inputs"] == 0) & batch.mask[..., None]  # (B, T, N)
+    rates = seen["rates"].detach()
+    every_entry = observation.log_prob_elements(batch.counts, rates, batch.mask[..., None].expand_as(rates))
+    torch.testing.assert_close(losses["recon"], -every_entry[dropped].sum() / batch.counts.numel())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_not_causal_even_with_backward_kernels_since_the_norm_sees_the_whole_trial() -> None:
+    """With bidirectional: false the kernels look only backwards, but later valid bins still move
+    earlier latents through the instance norm's statistics: is_causal must stay False."""
+    model = make_model(bidirectional=False).eval()
+    batch = make_batch(batch_size=2)
+    later = batch.counts.clone()
+    later[:, 20:] += 5.0
+    with torch.no_grad():
+        before = model.encode(batch.counts, batch.mask)
+        after = model.encode(later, batch.mask)
+    assert not torch.allclose(before[:, :20], after[:, :20])
+    assert model.is_causal is False and make_model(bidirectional=True).is_causal is False
 
 
 @pytest.mark.parametrize(("options", "message"), [

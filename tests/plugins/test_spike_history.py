@@ -56,13 +56,14 @@ def refractory_bursting(h: int = 6) -> torch.Tensor:
     lambda: model_with(-refractory_bursting().abs(), link="exp", max_spikes=None),  # uncapped: no excitation
     lambda: model_with(refractory_bursting(), gain=0.8, bias=-0.2, max_spikes=2),
     lambda: model_with(refractory_bursting(3), bernoulli=True),
-])
+], plugins=["ldns_plugins.poisson"])  # the model named by encoder_observation()
 def test_spike_history_passes_the_conformance_kit(check):
     check()
 
 
 class TestSpikeHistoryContract(ObservationModelContract):
     kit_settings = KitSettings(seed=1)
+    plugins = ("ldns_plugins.poisson",)
 
     def make_model(self):
         return model_with(refractory_bursting(20), gain=0.9, bias=-0.1)
@@ -143,6 +144,25 @@ def test_log_poisson_tail_is_stable_and_differentiable():
         np.testing.assert_allclose(value.detach().numpy(), exact, rtol=1e-6, atol=1e-9)
         (grad,) = torch.autograd.grad(value.sum(), lam)
         assert torch.isfinite(grad).all()
+
+
+def test_elements_are_one_step_conditionals_given_the_counts_scored_or_not():
+    """Scoring a subset of entries (coordinated dropout) keeps each entry's conditional given the
+    true earlier counts; unscored entries are exactly 0 and pass no gradient to their rates."""
+    torch.manual_seed(2)
+    model = model_with(torch.randn(3, 4) * 0.6, gain=0.9, bias=0.1)
+    rates = (torch.rand(4, 9, 3) * 2 + 0.02).requires_grad_(True)
+    mask = torch.arange(9)[None, :] < torch.tensor([9, 6, 1, 4])[:, None]
+    counts = model.sample(rates.detach(), mask, generator=torch.Generator().manual_seed(1))
+    valid = mask[..., None].expand_as(counts)  # (B, T, N)
+    every = model.log_prob_elements(counts, rates, valid)
+    torch.testing.assert_close(every.sum(dim=(1, 2)), model.log_prob(counts, rates, mask))
+    scored = valid & (torch.rand(counts.shape) < 0.3)  # (B, T, N)
+    some = model.log_prob_elements(counts, rates, scored)
+    torch.testing.assert_close(some[scored], every[scored])
+    assert (some[~scored] == 0).all()
+    (grad,) = torch.autograd.grad(some.sum(), rates)
+    assert (grad[~scored] == 0).all() and (grad[scored] != 0).any()
 
 
 # -- the history drive -------------------------------------------------------------------------------
@@ -324,19 +344,20 @@ def test_unfitted_model_says_what_to_do_and_wrong_neuron_counts_are_named():
 
 
 def test_a_model_rebuilt_from_its_config_loads_fitted_weights(tmp_path):
-    from safetensors.torch import load_file, save_file
+    from ldns_framework.checkpoint import load_module_weights, save_tensors
 
     fitted = model_with(refractory_bursting(20), gain=0.7, bias=-0.3)
-    save_file(fitted.state_dict(), tmp_path / "weights.safetensors")
-    rebuilt = SpikeHistory(SpikeHistoryConfig(fit=QUIET))  # as Pipeline.load builds it: no neuron count
-    rebuilt.load_state_dict(load_file(tmp_path / "weights.safetensors"))
+    path = tmp_path / "weights.safetensors"
+    save_tensors(path, fitted.state_dict())
+    rebuilt = SpikeHistory(SpikeHistoryConfig(fit=QUIET))  # as a run is rebuilt from its spec: no neuron count
+    load_module_weights(rebuilt, path)  # the run directory's loader
     assert rebuilt.n_neurons == 3
     rates = torch.rand(2, 10, 3) + 0.1
     mask = torch.ones(2, 10, dtype=torch.bool)
     counts = fitted.sample(rates, mask, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(rebuilt.log_prob(counts, rates, mask), fitted.log_prob(counts, rates, mask))
-    with pytest.raises(RuntimeError, match="size mismatch"):
-        SpikeHistory(SpikeHistoryConfig(history=5)).load_state_dict(fitted.state_dict())
+    with pytest.raises(LdnsError, match=r"weights\.safetensors: .*history_weights \(3, 20\) in the file, \(3, 5\)"):
+        load_module_weights(SpikeHistory(SpikeHistoryConfig(history=5)), path)
 
 
 def test_config_is_validated_with_paths():
@@ -355,3 +376,6 @@ def test_plugin_registers_the_spike_history_observation_model():
     [(kind, name, cls, summary)] = registered_classes(plugin)
     assert (kind, name, cls) == ("observation", "spike-history", SpikeHistory) and summary
     assert SpikeHistory.is_autoregressive and "autoregressive" in SpikeHistory.tags
+    assert SpikeHistory.needs_fitting  # fitted on the encoder's rates, after the encoder
+    assert SpikeHistory(SpikeHistoryConfig(encoder_observation="test-bernoulli")).encoder_observation() == "test-bernoulli"
+    assert SpikeHistory().encoder_observation() == "poisson"

@@ -19,11 +19,11 @@ class BernoulliObservation(ObservationModel):
     def _p(self, rates: torch.Tensor) -> torch.Tensor:
         return (-torch.expm1(-rates.clamp_min(0.0))).clamp(self.config.eps, 1 - self.config.eps)
 
-    def log_prob(self, counts, rates, mask):
+    def log_prob_elements(self, counts, rates, scored):
         p = self._p(rates)
-        per_bin = torch.where(counts > 0, torch.log(p), torch.log1p(-p))  # (B, T, N)
-        per_bin = torch.where(counts > 1, torch.full_like(per_bin, -torch.inf), per_bin)
-        return (per_bin * mask[..., None]).nan_to_num(0.0, neginf=-torch.inf).sum(dim=(1, 2))
+        per_entry = torch.where(counts > 0, torch.log(p), torch.log1p(-p))  # (B, T, N)
+        per_entry = torch.where(counts > 1, -torch.inf, per_entry)  # more than one spike is impossible
+        return torch.where(scored, per_entry, 0.0)
 
     def sample(self, rates, mask, generator=None):
         return torch.bernoulli(self._p(rates), generator=generator) * mask[..., None]

@@ -21,6 +21,7 @@ Usage::
     model.concentration                               # (N,) fitted theta
     spikes = model.sample(rates, mask, generator=torch.Generator().manual_seed(0))
     log_lik = model.log_prob(spikes, rates, mask)     # (B,)
+    per_entry = model.log_prob_elements(spikes, rates, mask[..., None].expand_as(spikes))  # (B, T, N)
 
 In a spec: ``observation: {type: negative-binomial, dispersion: per_neuron}``.
 """
@@ -56,6 +57,7 @@ class NegativeBinomialObservation(ObservationModel):
     """Gamma-Poisson counts with mean = rate and a learned concentration (global or per neuron)."""
 
     config_class = NegativeBinomialConfig
+    needs_fitting = True  # fit() estimates the concentration on the encoder's rates
 
     def __init__(self, config: NegativeBinomialConfig | None = None, *, n_neurons: int | None = None) -> None:
         super().__init__(config)
@@ -103,14 +105,17 @@ class NegativeBinomialObservation(ObservationModel):
         return theta  # broadcasts over (B, T, N)
 
     # -- the interface --------------------------------------------------------------------------
-    def log_prob(self, counts: torch.Tensor, rates: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """counts, rates (B, T, N), mask (B, T) -> (B,): the NB log-pmf summed over neurons and valid bins."""
+    def log_prob_elements(self, counts: torch.Tensor, rates: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        """counts, rates, scored (B, T, N) -> (B, T, N): the NB log-pmf of every scored entry, 0 elsewhere.
+
+        Entries keep their neuron axis, so a per-neuron theta (N,) lines up with every entry even
+        when only some are scored (the encoder's coordinated dropout)."""
         theta = self._theta(rates)
         r = rates.clamp_min(self.config.min_rate)
         log_total = torch.log(theta + r)
-        per_bin = (torch.lgamma(counts + theta) - torch.lgamma(theta) - torch.lgamma(counts + 1.0)
-                   + theta * (torch.log(theta) - log_total) + counts * (torch.log(r) - log_total))  # (B, T, N)
-        return torch.where(mask[..., None], per_bin, 0.0).sum(dim=(1, 2))  # (B,)
+        per_entry = (torch.lgamma(counts + theta) - torch.lgamma(theta) - torch.lgamma(counts + 1.0)
+                     + theta * (torch.log(theta) - log_total) + counts * (torch.log(r) - log_total))  # (B, T, N)
+        return torch.where(scored, per_entry, 0.0)  # (B, T, N)
 
     @torch.no_grad()
     def sample(self, rates: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

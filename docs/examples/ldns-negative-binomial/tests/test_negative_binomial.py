@@ -56,6 +56,37 @@ def test_log_prob_is_the_negative_binomial_pmf():
     np.testing.assert_allclose(model.log_prob(counts, rates, mask).detach().numpy(), expected, rtol=1e-5)
 
 
+def test_elements_are_each_entrys_pmf_with_its_own_neurons_concentration():
+    """Scoring a subset of entries (the encoder's coordinated dropout) keeps the neuron axis, so
+    each entry is scored with its own neuron's theta; unscored entries are exactly 0."""
+    theta = torch.tensor([0.5, 2.0, 10.0], dtype=torch.float64)
+    model = NegativeBinomialObservation(NegativeBinomialConfig(dispersion="per_neuron"), n_neurons=3).double()
+    with torch.no_grad():
+        model.log_concentration.copy_(theta.log())
+    generator = torch.Generator().manual_seed(3)
+    counts = torch.randint(0, 9, (2, 6, 3), generator=generator).double()
+    rates = torch.rand(2, 6, 3, generator=generator, dtype=torch.float64) * 3 + 0.05
+    scored = torch.rand(2, 6, 3, generator=generator) < 0.4
+    expected = stats.nbinom.logpmf(counts.numpy(), theta.numpy(), (theta / (theta + rates)).numpy())
+    got = model.log_prob_elements(counts, rates, scored).detach().numpy()
+    np.testing.assert_allclose(got, np.where(scored.numpy(), expected, 0.0), rtol=1e-9, atol=1e-12)
+
+
+def test_a_per_neuron_model_trains_the_s4_autoencoder_with_coordinated_dropout():
+    from ldns_framework import Batch
+    from ldns_plugins.s4_autoencoder.model import S4Autoencoder, S4AutoencoderConfig
+
+    torch.manual_seed(0)
+    encoder = S4Autoencoder(S4AutoencoderConfig(hidden=16, latent_dim=4, blocks=1, state_size=8, dropout_prob=0.3),
+                            n_neurons=5)
+    model = NegativeBinomialObservation(NegativeBinomialConfig(dispersion="per_neuron"), n_neurons=5)
+    batch = Batch(torch.poisson(torch.full((4, 32, 5), 0.8)), torch.ones(4, 32, dtype=torch.bool))
+    losses = encoder.training_loss(batch, model)
+    losses["loss"].backward()
+    assert torch.isfinite(losses["recon"]) and losses["recon"] > 0
+    assert all(torch.isfinite(p.grad).all() for p in encoder.parameters() if p.grad is not None)
+
+
 def test_samples_have_the_negative_binomial_mean_and_variance():
     model = NegativeBinomialObservation(NegativeBinomialConfig(concentration=2.0))
     rates = torch.tensor([0.2, 1.0, 5.0]).expand(20000, 1, 3)
@@ -80,10 +111,14 @@ def test_fit_recovers_per_neuron_dispersion():
     np.testing.assert_allclose(model.concentration.detach().numpy(), theta.numpy(), rtol=0.2)
 
 
-def test_a_per_neuron_model_rebuilt_from_its_config_loads_its_weights():
+def test_a_per_neuron_model_rebuilt_from_its_config_loads_its_weights(tmp_path):
+    from ldns_framework.checkpoint import load_module_weights, save_tensors
+
     fitted = NegativeBinomialObservation(NegativeBinomialConfig(dispersion="per_neuron"), n_neurons=4)
+    save_tensors(tmp_path / "weights.safetensors", fitted.state_dict())
     rebuilt = NegativeBinomialObservation(NegativeBinomialConfig(dispersion="per_neuron"))
-    rebuilt.load_state_dict(fitted.state_dict())
+    assert not rebuilt.is_fitted and NegativeBinomialObservation.needs_fitting
+    load_module_weights(rebuilt, tmp_path / "weights.safetensors")  # the loader of a run directory
     assert rebuilt.n_neurons == 4 and rebuilt.is_fitted
 
 
@@ -106,7 +141,8 @@ def test_bad_options_are_reported_with_their_path(isolated_registry):
 
 def test_the_registered_model_passes_the_kit(observation_checks):
     results = observation_checks("negative-binomial", dispersion="per_neuron")
-    assert all(r.passed for r in results), format_results(results)
+    # Every check passes, except those that do not apply to a factorised per-neuron model.
+    assert all(r.passed or (r.skipped and "not applicable" in r.message) for r in results), format_results(results)
 
 
 def test_the_installed_distribution_declares_the_entry_point():
