@@ -3,57 +3,76 @@
 Every function takes numpy arrays (trials, time, neurons) and optional ``lengths`` (trials,)
 for right-padded variable-length data; padding never counts as data. One module per job:
 
-* :mod:`.rates`: per-neuron mean rate, mean-rate RMSE.
+* :mod:`.rates`: per-neuron mean rate (also pooled from per-trial sums), mean-rate RMSE.
 * :mod:`.population`: population spike count, its KDE density, KL(model || data).
 * :mod:`.correlation`: pairwise correlation matrix, its RMSEs and Pearson r.
-* :mod:`.isi`: spike times, per-neuron ISI mean and std, their RMSEs.
-* :mod:`.temporal`: auto- and cross-correlations over lags, neuron groups, summaries.
+* :mod:`.isi`: spike times, per-train ISI moments, their exact pooling, ISI comparison.
+* :mod:`.temporal`: auto- and cross-correlations over lags (per trial or trial-averaged),
+  neuron groups, summaries.
 * :mod:`.psth`: PSTH per condition.
-* :mod:`.pearson`: NaN-safe Pearson r.
+* :mod:`.paired`: NaN-safe Pearson r and RMSE of paired values.
+* :mod:`.units`: seconds or bins, from the data's metadata.
 * :mod:`.compare`: every headline number in one call.
 * :mod:`.recovery`: latent and rate recovery against a known truth (synthetic data).
+
+Statistics that are sums over trials come in a per-trial form and a pooled form taking trial
+weights (multiplicities): :func:`trial_sums` / :func:`pooled_mean_rates`,
+:func:`trial_isi_moments` / :func:`pool_isi_moments`, :func:`trial_auto_correlations` /
+:func:`trial_mean`. The metric plugins (:class:`~ldns_framework.PooledMetric`) wrap these, so a
+bootstrap fold re-weights per-trial statistics instead of recomputing them, and every number
+has one implementation here.
 """
 
 from __future__ import annotations
 
+from ldns_framework.metrics._arrays import trial_mean, trial_sums, valid_bins
 from ldns_framework.metrics.compare import HEADLINE_METRICS, compare
 from ldns_framework.metrics.correlation import (correlation_matrix, correlation_r, correlation_rmse,
                                                 correlation_rmse_all_entries, lower_triangle)
-from ldns_framework.metrics.isi import (IsiComparison, IsiStatistics, compare_isi_statistics, isi_comparison,
-                                        isi_rmse, isi_statistics, spike_times)
-from ldns_framework.metrics.pearson import pearson_r
-from ldns_framework.metrics.population import (HISTOGRAM_EPSILON, count_grid, kl_divergence,
-                                               log_population_density, population_count_densities,
-                                               population_count_kl, population_counts, population_density)
-from ldns_framework.metrics.psth import psth
-from ldns_framework.metrics.rates import mean_rate_rmse, mean_rates
+from ldns_framework.metrics.isi import (IsiComparison, IsiMoments, IsiStatistics, compare_isi_statistics,
+                                        isi_comparison, isi_statistics, pool_isi_moments, spike_times,
+                                        trial_isi_moments)
+from ldns_framework.metrics.paired import pearson_r, rmse
+from ldns_framework.metrics.population import (HISTOGRAM_EPSILON, PopulationComparison, compare_populations,
+                                               count_grid, kl_divergence, log_population_density,
+                                               population_count_densities, population_count_kl,
+                                               population_counts, population_density)
+from ldns_framework.metrics.psth import condition_psth
+from ldns_framework.metrics.rates import mean_rate_rmse, mean_rates, pooled_mean_rates
 from ldns_framework.metrics.recovery import latent_recovery_r2, rate_correlation
 from ldns_framework.metrics.temporal import (DEFAULT_MAX_LAG, TemporalComparison, TemporalSummary,
                                              auto_correlations, autocorr_rmse, compare_temporal_correlations,
-                                             group_cross_correlations, lag_axis, neuron_groups,
-                                             temporal_correlation_summary)
+                                             group_cross_correlations, group_means, lag_axis, neuron_groups,
+                                             temporal_correlation_summary, trial_auto_correlations,
+                                             trial_group_cross_correlations)
+from ldns_framework.metrics.units import TIME_UNITS, resolve_time_unit, unit_label
 
 __all__ = [
     "DEFAULT_MAX_LAG",
     "HEADLINE_METRICS",
     "HISTOGRAM_EPSILON",
     "IsiComparison",
+    "IsiMoments",
     "IsiStatistics",
+    "PopulationComparison",
+    "TIME_UNITS",
     "TemporalComparison",
     "TemporalSummary",
     "auto_correlations",
     "autocorr_rmse",
     "compare",
     "compare_isi_statistics",
+    "compare_populations",
     "compare_temporal_correlations",
+    "condition_psth",
     "correlation_matrix",
     "correlation_r",
     "correlation_rmse",
     "correlation_rmse_all_entries",
     "count_grid",
     "group_cross_correlations",
+    "group_means",
     "isi_comparison",
-    "isi_rmse",
     "isi_statistics",
     "kl_divergence",
     "lag_axis",
@@ -64,12 +83,22 @@ __all__ = [
     "mean_rates",
     "neuron_groups",
     "pearson_r",
+    "pool_isi_moments",
+    "pooled_mean_rates",
     "population_count_densities",
     "population_count_kl",
     "population_counts",
     "population_density",
-    "psth",
     "rate_correlation",
+    "resolve_time_unit",
+    "rmse",
     "spike_times",
     "temporal_correlation_summary",
+    "trial_auto_correlations",
+    "trial_group_cross_correlations",
+    "trial_isi_moments",
+    "trial_mean",
+    "trial_sums",
+    "unit_label",
+    "valid_bins",
 ]

@@ -17,8 +17,8 @@ import numpy as np
 
 from ldns_framework.errors import DataError
 
-# Elements (trials x time x neurons) processed per chunk: 4M float64 values = 32 MB.
-CHUNK_ELEMENTS = 4_000_000
+# Elements (trials x time x neurons) processed per chunk: 1M float64 values = 8 MB (cache-friendly).
+CHUNK_ELEMENTS = 1_000_000
 
 
 def check_counts(counts: np.ndarray, field: str = "counts") -> np.ndarray:
@@ -66,26 +66,46 @@ def trial_chunks(counts: np.ndarray, elements: int | None = None) -> Iterator[sl
         yield slice(start, min(start + step, n_trials))
 
 
-def valid_rows(chunk: np.ndarray, chunk_lengths: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-    """(trials, time, neurons) chunk -> (valid bins, neurons) in ``dtype``; padding dropped."""
-    if np.all(chunk_lengths == chunk.shape[1]):
-        return chunk.reshape(-1, chunk.shape[2]).astype(dtype, copy=False)
-    return chunk[valid_mask(chunk_lengths, chunk.shape[1])].astype(dtype, copy=False)
+def valid_bins(array: np.ndarray, lengths: np.ndarray | None = None, dtype: type | None = None) -> np.ndarray:
+    """(trials, time, channels) -> (valid bins, channels), trial-major; padding dropped.
+
+    ``lengths`` None means every bin is valid; ``dtype`` converts (without a copy when it can).
+    """
+    array = np.asarray(array)
+    if lengths is None or np.all(np.asarray(lengths) == array.shape[1]):
+        rows = array.reshape(-1, array.shape[2])
+    else:
+        rows = array[valid_mask(np.asarray(lengths), array.shape[1])]
+    return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
-def sum_valid(counts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Per-neuron sum over every valid (trial, bin), as float64 (neurons,).
+def trial_sums(counts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per trial and channel, the sum over the valid bins: (trials, channels) float64.
 
-    Integer counts are summed exactly in int64 before the conversion.
+    Integer counts are summed exactly in int64 before the conversion; chunked over trials.
     """
     accumulate = np.int64 if np.issubdtype(counts.dtype, np.integer) else np.float64
     if np.all(lengths == counts.shape[1]):
-        return counts.sum(axis=(0, 1), dtype=accumulate).astype(np.float64)
-    total = np.zeros(counts.shape[2], dtype=accumulate)
+        return counts.sum(axis=1, dtype=accumulate).astype(np.float64)
+    out = np.empty((counts.shape[0], counts.shape[2]))
     for part in trial_chunks(counts):
         mask = valid_mask(lengths[part], counts.shape[1])  # (trials, time)
-        total += np.einsum("it,itn->n", mask.astype(accumulate), counts[part].astype(accumulate, copy=False))
-    return total.astype(np.float64)
+        out[part] = np.einsum("it,itn->in", mask.astype(accumulate), counts[part].astype(accumulate, copy=False))
+    return out
+
+
+def trial_mean(per_trial: np.ndarray, weights: np.ndarray | None, valid: np.ndarray) -> np.ndarray:
+    """Weighted mean over the trial axis of ``per_trial`` (trials, ...), counting only ``valid`` trials.
+
+    ``weights`` (trials,) are trial multiplicities (None: each trial once). NaN when no valid
+    trial has a positive weight.
+    """
+    w = np.ones(valid.shape) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w * valid  # (trials,)
+    total = w.sum()
+    if total <= 0:
+        return np.full(per_trial.shape[1:], np.nan)
+    return np.tensordot(w, per_trial, axes=(0, 0)) / total
 
 
 def check_same_neurons(model_counts: np.ndarray, data_counts: np.ndarray) -> None:

@@ -18,12 +18,11 @@ from ldns_framework.metrics._arrays import check_counts, check_same_neurons
 from ldns_framework.metrics.correlation import (correlation_matrix, correlation_r, correlation_rmse,
                                                 correlation_rmse_all_entries)
 from ldns_framework.metrics.isi import isi_comparison
-from ldns_framework.metrics.pearson import pearson_r
-from ldns_framework.metrics.population import count_grid, kl_divergence, log_population_density, population_counts
+from ldns_framework.metrics.population import compare_populations, population_counts
 from ldns_framework.metrics.rates import mean_rate_rmse
 from ldns_framework.metrics.temporal import autocorr_rmse
 
-__all__ = ["HEADLINE_METRICS", "compare", "pearson_r"]
+__all__ = ["HEADLINE_METRICS", "compare"]
 
 # The keys of compare(), in report order.
 HEADLINE_METRICS = (
@@ -57,14 +56,8 @@ def compare(model_counts: np.ndarray, data_counts: np.ndarray, lengths_model: np
     data_counts = check_counts(data_counts, "data_counts")
     check_same_neurons(model_counts, data_counts)
 
-    model_population = population_counts(model_counts, lengths_model)
-    data_population = population_counts(data_counts, lengths_data)
-    if max_count is not None:
-        model_population = np.minimum(model_population, max_count)
-        data_population = np.minimum(data_population, max_count)
-    grid = count_grid(model_population, data_population, max_count=max_count)
-    log_p_model = log_population_density(model_population, grid)
-    log_p_data = log_population_density(data_population, grid)
+    population = compare_populations(population_counts(model_counts, lengths_model),
+                                     population_counts(data_counts, lengths_data), max_count)
 
     corr_model = correlation_matrix(model_counts, lengths_model)
     corr_data = correlation_matrix(data_counts, lengths_data)
@@ -72,8 +65,8 @@ def compare(model_counts: np.ndarray, data_counts: np.ndarray, lengths_model: np
 
     return {
         "mean_rate_rmse": mean_rate_rmse(model_counts, data_counts, lengths_model, lengths_data, bin_width_s),
-        "population_count_kl": kl_divergence(log_p_model, log_p_data),
-        "population_density_r": pearson_r(np.exp(log_p_model), np.exp(log_p_data)),
+        "population_count_kl": population.kl,
+        "population_density_r": population.density_r,
         "correlation_rmse": correlation_rmse(corr_model, corr_data),
         "correlation_rmse_all_entries": correlation_rmse_all_entries(corr_model, corr_data),
         "correlation_r": correlation_r(corr_model, corr_data),

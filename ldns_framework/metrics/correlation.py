@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ldns_framework.metrics._arrays import check_counts, check_lengths, sum_valid, trial_chunks, valid_rows
-from ldns_framework.metrics.pearson import pearson_r
+from ldns_framework.metrics._arrays import check_counts, check_lengths, trial_chunks, trial_sums, valid_bins
+from ldns_framework.metrics.paired import pearson_r, rmse
 
 
 def correlation_matrix(counts: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
@@ -38,10 +38,10 @@ def correlation_matrix(counts: np.ndarray, lengths: np.ndarray | None = None) ->
     n_bins = int(lengths.sum())
     if n_bins == 0:
         return np.zeros((n_neurons, n_neurons))
-    mean = sum_valid(counts, lengths) / n_bins
+    mean = trial_sums(counts, lengths).sum(axis=0) / n_bins  # (neurons,)
     scatter = np.zeros((n_neurons, n_neurons))
     for part in trial_chunks(counts):
-        rows = valid_rows(counts[part], lengths[part]) - mean  # (valid bins in chunk, neurons)
+        rows = valid_bins(counts[part], lengths[part], np.float64) - mean  # (valid bins in chunk, neurons)
         scatter += rows.T @ rows
     std = np.sqrt(np.clip(np.diag(scatter), 0.0, None))
     # A neuron is constant iff its scatter is 0 up to rounding relative to its scale.
@@ -72,8 +72,7 @@ def correlation_rmse(corr_model: np.ndarray, corr_data: np.ndarray) -> float:
     NaN when there is no pair (a single neuron). Symmetric in its arguments.
     """
     corr_model, corr_data = _check_pair(corr_model, corr_data)
-    diff = lower_triangle(corr_model) - lower_triangle(corr_data)
-    return float(np.sqrt(np.mean(diff ** 2))) if diff.size else float("nan")
+    return rmse(lower_triangle(corr_model), lower_triangle(corr_data))
 
 
 def correlation_rmse_all_entries(corr_model: np.ndarray, corr_data: np.ndarray) -> float:

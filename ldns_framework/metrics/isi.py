@@ -20,9 +20,10 @@ Reference: LDNS_NOTES.md section 3.3 (``eval_utils.counts_to_spike_trains`` and
 Vectorised: the non-empty bins come from ``np.flatnonzero`` of the (trial, neuron, time)
 layout, so they are sorted by spike train; ISIs between consecutive bins of one train are a
 masked ``np.diff``, ISIs inside a multi-spike bin enter with their multiplicity as
-``np.bincount`` weights (no per-spike array), and per-neuron moments are accumulated over
-chunks of trials with Chan's parallel update. :func:`spike_times` (``np.repeat`` over the
-bins) gives the same ISIs spike by spike.
+``np.bincount`` weights (no per-spike array); moments are computed per
+(trial, neuron) train (:func:`trial_isi_moments`) and pooled over trials exactly
+(:func:`pool_isi_moments`), which a bootstrap fold re-weights without recomputing an ISI.
+:func:`spike_times` (``np.repeat`` over the bins) gives the same ISIs spike by spike.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ldns_framework.metrics._arrays import check_counts, check_lengths, check_same_neurons, trial_chunks, valid_mask
-from ldns_framework.metrics.pearson import pearson_r
+from ldns_framework.metrics.paired import pearson_r, rmse
 
 
 class IsiStatistics(NamedTuple):
@@ -97,63 +98,77 @@ def _chunk_nonzero_bins(counts: np.ndarray, lengths: np.ndarray) -> tuple[np.nda
     return train[keep], neuron[keep], time[keep], spikes[keep]
 
 
-def _chunk_isi_moments(counts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-neuron (ISI count, mean ISI, sum of squared deviations) of one chunk of trials, in bins.
+class IsiMoments(NamedTuple):
+    """ISI moments of every (trial, neuron) spike train, in bins: arrays of shape (trials, neurons)."""
+
+    n: np.ndarray  # number of ISIs
+    mean: np.ndarray  # mean ISI, 0 where n == 0
+    scatter: np.ndarray  # sum of squared deviations from the train's mean ISI
+
+
+def _chunk_isi_moments(counts: np.ndarray, lengths: np.ndarray) -> IsiMoments:
+    """:class:`IsiMoments` of one chunk of trials.
 
     Works on non-empty bins instead of single spikes. A bin with ``c`` spikes holds ``c - 1``
     ISIs of ``1 / (c + 1)``; consecutive non-empty bins ``i < j`` of one train add the ISI
     from the last spike of ``i`` to the first of ``j``: ``j - i + 1 / (c_j + 1) - c_i / (c_i + 1)``.
     """
-    n_neurons = counts.shape[2]
-    train, neuron, time, spikes = _chunk_nonzero_bins(counts, lengths)
+    n_trains = counts.shape[0] * counts.shape[2]
+    train, _, time, spikes = _chunk_nonzero_bins(counts, lengths)
     same_train = train[1:] == train[:-1]
     gaps = (time[1:] - time[:-1] + 1.0 / (spikes[1:] + 1.0) - spikes[:-1] / (spikes[:-1] + 1.0))[same_train]
-    gap_neuron = neuron[1:][same_train]
+    gap_train = train[1:][same_train]
     inner = 1.0 / (spikes + 1.0)  # ISI inside a bin, repeated spikes - 1 times
     repeats = spikes - 1.0
-    count = (np.bincount(gap_neuron, minlength=n_neurons)
-             + np.bincount(neuron, weights=repeats, minlength=n_neurons))
-    total = (np.bincount(gap_neuron, weights=gaps, minlength=n_neurons)
-             + np.bincount(neuron, weights=repeats * inner, minlength=n_neurons))
+    count = (np.bincount(gap_train, minlength=n_trains) + np.bincount(train, weights=repeats, minlength=n_trains))
+    total = (np.bincount(gap_train, weights=gaps, minlength=n_trains)
+             + np.bincount(train, weights=repeats * inner, minlength=n_trains))
     mean = total / np.maximum(count, 1.0)
-    scatter = (np.bincount(gap_neuron, weights=(gaps - mean[gap_neuron]) ** 2, minlength=n_neurons)
-               + np.bincount(neuron, weights=repeats * (inner - mean[neuron]) ** 2, minlength=n_neurons))
-    return count, mean, scatter
+    scatter = (np.bincount(gap_train, weights=(gaps - mean[gap_train]) ** 2, minlength=n_trains)
+               + np.bincount(train, weights=repeats * (inner - mean[train]) ** 2, minlength=n_trains))
+    shape = (counts.shape[0], counts.shape[2])
+    return IsiMoments(count.reshape(shape), mean.reshape(shape), scatter.reshape(shape))
+
+
+def trial_isi_moments(counts: np.ndarray, lengths: np.ndarray | None = None) -> IsiMoments:
+    """ISI count, mean and scatter of every (trial, neuron) train, in bins (module docstring).
+
+    ISIs never cross trials, so these pool exactly over any multiset of trials
+    (:func:`pool_isi_moments`).
+    """
+    counts = check_counts(counts)
+    lengths = check_lengths(lengths, counts)
+    parts = [_chunk_isi_moments(counts[part], lengths[part]) for part in trial_chunks(counts)]
+    if not parts:
+        empty = np.zeros((0, counts.shape[2]))
+        return IsiMoments(empty, empty, empty)
+    return IsiMoments(*(np.concatenate(field) for field in zip(*parts)))
+
+
+def pool_isi_moments(moments: IsiMoments, weights: np.ndarray | None = None, bin_width_s: float | None = None,
+                     min_isis: int = 2) -> IsiStatistics:
+    """Per-neuron ISI mean and std (ddof 0) of trials taken ``weights[i]`` times (None: once each).
+
+    Exact: pooled mean ``sum w n m / sum w n``, pooled scatter ``sum w (S + n (m - mean)**2)``.
+    Neurons with fewer than ``min_isis`` pooled ISIs get NaN. Units: bins, or seconds given
+    ``bin_width_s``.
+    """
+    w = np.ones(moments.n.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = w @ moments.n  # (neurons,)
+    safe = np.maximum(total, 1.0)
+    mean = (w @ (moments.n * moments.mean)) / safe
+    scatter = w @ (moments.scatter + moments.n * (moments.mean - mean) ** 2)
+    enough = total >= max(min_isis, 1)
+    scale = bin_width_s if bin_width_s is not None else 1.0
+    return IsiStatistics(mean=np.where(enough, mean * scale, np.nan),
+                         std=np.where(enough, np.sqrt(np.clip(scatter, 0.0, None) / safe) * scale, np.nan),
+                         n_isis=np.rint(total).astype(np.int64))
 
 
 def isi_statistics(counts: np.ndarray, lengths: np.ndarray | None = None, bin_width_s: float | None = None,
                    min_isis: int = 2) -> IsiStatistics:
     """Per-neuron mean and std (ddof 0) of the ISIs pooled over trials (module docstring)."""
-    counts = check_counts(counts)
-    lengths = check_lengths(lengths, counts)
-    n_neurons = counts.shape[2]
-    total = np.zeros(n_neurons)
-    mean = np.zeros(n_neurons)
-    scatter = np.zeros(n_neurons)  # sum of squared deviations from the mean
-    for part in trial_chunks(counts):
-        n_chunk, mean_chunk, scatter_chunk = _chunk_isi_moments(counts[part], lengths[part])
-        combined = total + n_chunk  # Chan et al.'s pairwise update of count, mean and scatter
-        share = np.divide(n_chunk, combined, out=np.zeros(n_neurons), where=combined > 0)
-        delta = mean_chunk - mean
-        scatter += scatter_chunk + delta ** 2 * total * share
-        mean += delta * share
-        total = combined
-    enough = total >= max(min_isis, 1)
-    scale = bin_width_s if bin_width_s is not None else 1.0
-    mean_isi = np.where(enough, mean * scale, np.nan)
-    std_isi = np.where(enough, np.sqrt(scatter / np.maximum(total, 1.0)) * scale, np.nan)
-    return IsiStatistics(mean=mean_isi, std=std_isi, n_isis=np.rint(total).astype(np.int64))
-
-
-def isi_rmse(values_model: np.ndarray, values_data: np.ndarray) -> float:
-    """RMSE across neurons over the neurons finite on both sides (the reference's ``rmse_nan``).
-
-    NaN when no neuron is finite on both sides. Symmetric in its arguments.
-    """
-    a = np.asarray(values_model, dtype=np.float64)
-    b = np.asarray(values_data, dtype=np.float64)
-    keep = np.isfinite(a) & np.isfinite(b)
-    return float(np.sqrt(np.mean((a[keep] - b[keep]) ** 2))) if keep.any() else float("nan")
+    return pool_isi_moments(trial_isi_moments(counts, lengths), None, bin_width_s, min_isis)
 
 
 def isi_comparison(model_counts: np.ndarray, data_counts: np.ndarray,
@@ -174,8 +189,8 @@ def compare_isi_statistics(model: IsiStatistics, data: IsiStatistics) -> IsiComp
     """:class:`IsiComparison` from precomputed statistics (e.g. data statistics computed once)."""
     compared = int(np.sum(np.isfinite(model.mean) & np.isfinite(data.mean)))
     return IsiComparison(
-        mean_isi_rmse=isi_rmse(model.mean, data.mean),
-        std_isi_rmse=isi_rmse(model.std, data.std),
+        mean_isi_rmse=rmse(model.mean, data.mean, finite_only=True),
+        std_isi_rmse=rmse(model.std, data.std, finite_only=True),
         mean_isi_r=pearson_r(model.mean, data.mean),
         std_isi_r=pearson_r(model.std, data.std),
         n_neurons_compared=compared,

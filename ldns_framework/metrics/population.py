@@ -25,11 +25,14 @@ Differences from the reference, all in cases where it gives no finite answer:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.special import logsumexp
 
 from ldns_framework.metrics._arrays import (check_counts, check_lengths, check_same_neurons, trial_chunks,
                                             valid_mask)
+from ldns_framework.metrics.paired import pearson_r
 
 # Added to every grid point of the fallback histogram of a degenerate sample, as a fraction
 # of the sample (before renormalisation), so that log(p_model / p_data) stays finite.
@@ -110,36 +113,50 @@ def count_grid(*populations: np.ndarray, max_count: int | None = None) -> np.nda
     return np.arange(int(max_count) + 1, dtype=np.float64)
 
 
-def _populations_on_grid(model_counts: np.ndarray, data_counts: np.ndarray, lengths_model: np.ndarray | None,
-                         lengths_data: np.ndarray | None, max_count: int | None
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Both sets' population counts (clipped at ``max_count`` when given) and their common grid."""
-    check_same_neurons(check_counts(model_counts, "model_counts"), check_counts(data_counts, "data_counts"))
-    model = population_counts(model_counts, lengths_model)
-    data = population_counts(data_counts, lengths_data)
+class PopulationComparison(NamedTuple):
+    """Two pooled population-count samples compared on their shared integer grid."""
+
+    grid: np.ndarray  # (points,) 0 .. max
+    log_model: np.ndarray  # (points,) log normalised KDE of the model sample
+    log_data: np.ndarray  # (points,) log normalised KDE of the data sample
+    kl: float  # KL(model || data), nats
+    density_r: float  # Pearson r of the two densities on the grid (the Lorenz statistic)
+
+
+def compare_populations(model: np.ndarray, data: np.ndarray, max_count: int | None = None) -> PopulationComparison:
+    """Compare pooled population counts (:func:`population_counts`) of model and data.
+
+    ``max_count`` fixes the grid to ``0 .. max_count`` and clips both samples at it (the
+    reference does this for the human data, with 220); by default the grid ends at the largest
+    population count of either sample.
+    """
     if max_count is not None:
         model, data = np.minimum(model, max_count), np.minimum(data, max_count)
     grid = count_grid(model, data, max_count=max_count)
-    return model, data, grid
+    log_model, log_data = log_population_density(model, grid), log_population_density(data, grid)
+    return PopulationComparison(grid, log_model, log_data, kl_divergence(log_model, log_data),
+                                pearson_r(np.exp(log_model), np.exp(log_data)))
+
+
+def _compare_counts(model_counts: np.ndarray, data_counts: np.ndarray, lengths_model: np.ndarray | None,
+                    lengths_data: np.ndarray | None, max_count: int | None) -> PopulationComparison:
+    check_same_neurons(check_counts(model_counts, "model_counts"), check_counts(data_counts, "data_counts"))
+    return compare_populations(population_counts(model_counts, lengths_model),
+                               population_counts(data_counts, lengths_data), max_count)
 
 
 def population_count_densities(model_counts: np.ndarray, data_counts: np.ndarray,
                                lengths_model: np.ndarray | None = None,
                                lengths_data: np.ndarray | None = None,
                                max_count: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(grid, p_model, p_data): both normalised KDE densities on the shared integer grid.
-
-    ``max_count`` fixes the grid to ``0 .. max_count`` and clips both samples' population
-    counts at it (the reference does this for the human data, with 220); by default the grid
-    ends at the largest population count of either set.
-    """
-    model, data, grid = _populations_on_grid(model_counts, data_counts, lengths_model, lengths_data, max_count)
-    return grid, population_density(model, grid), population_density(data, grid)
+    """(grid, p_model, p_data): both normalised KDE densities on the shared integer grid
+    (``max_count``: :func:`compare_populations`)."""
+    result = _compare_counts(model_counts, data_counts, lengths_model, lengths_data, max_count)
+    return result.grid, np.exp(result.log_model), np.exp(result.log_data)
 
 
 def population_count_kl(model_counts: np.ndarray, data_counts: np.ndarray,
                         lengths_model: np.ndarray | None = None, lengths_data: np.ndarray | None = None,
                         max_count: int | None = None) -> float:
     """D_KL(model || data) in nats between the population-count KDE densities (module docstring)."""
-    model, data, grid = _populations_on_grid(model_counts, data_counts, lengths_model, lengths_data, max_count)
-    return kl_divergence(log_population_density(model, grid), log_population_density(data, grid))
+    return _compare_counts(model_counts, data_counts, lengths_model, lengths_data, max_count).kl

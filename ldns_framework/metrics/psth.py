@@ -15,12 +15,14 @@ from ldns_framework.errors import DataError
 from ldns_framework.metrics._arrays import check_counts, check_lengths, valid_mask
 
 
-def psth(counts: np.ndarray, conditions: np.ndarray, lengths: np.ndarray | None = None,
-         bin_width_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def condition_psth(counts: np.ndarray, conditions: np.ndarray, lengths: np.ndarray | None = None,
+                   bin_width_s: float | None = None, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(labels, psth): sorted distinct condition labels and the PSTH, (labels, time, neurons).
 
-    ``conditions`` holds one integer label per trial. Vectorised over trials, bins and
-    neurons; the only loop is over the distinct conditions.
+    ``conditions`` holds one integer label per trial. ``weights`` (trials,) are trial
+    multiplicities (None: each trial once; a bootstrap fold's resampled trials without copying
+    them); conditions with no trial of positive weight are left out. Vectorised over trials,
+    bins and neurons; the only loop is over the distinct conditions.
     """
     counts = check_counts(counts)
     lengths = check_lengths(lengths, counts)
@@ -30,13 +32,17 @@ def psth(counts: np.ndarray, conditions: np.ndarray, lengths: np.ndarray | None 
                                       f"got {conditions.shape}")
     if conditions.size and not np.issubdtype(conditions.dtype, np.integer):
         raise DataError("conditions", f"expected integer condition labels, got dtype {conditions.dtype}")
-    labels, label_index = np.unique(conditions, return_inverse=True)
-    mask = valid_mask(lengths, counts.shape[1])  # (trials, time)
+    weights = np.ones(counts.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights.shape != (counts.shape[0],):
+        raise DataError("weights", f"expected one weight per trial, shape ({counts.shape[0]},), got {weights.shape}")
+    labels, label_index = np.unique(conditions[weights > 0], return_inverse=True)
+    present = np.flatnonzero(weights > 0)
+    weighted_mask = valid_mask(lengths, counts.shape[1]) * weights[:, None]  # (trials, time)
     result = np.empty((labels.size, counts.shape[1], counts.shape[2]))
     for k in range(labels.size):
-        members = np.flatnonzero(label_index == k)
-        member_mask = mask[members]  # (members, time)
-        totals = np.einsum("it,itn->tn", member_mask.astype(np.float64), counts[members].astype(np.float64))
+        members = present[label_index == k]
+        member_mask = weighted_mask[members]  # (members, time)
+        totals = np.einsum("it,itn->tn", member_mask, counts[members].astype(np.float64))
         n_valid = member_mask.sum(axis=0)  # (time,)
         with np.errstate(invalid="ignore", divide="ignore"):
             result[k] = np.where(n_valid[:, None] > 0, totals / n_valid[:, None], np.nan)

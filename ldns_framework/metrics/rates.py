@@ -3,13 +3,34 @@
 Reference: LDNS ``eval_utils.average_rates(mode="neur")`` (mean over trials and time per
 neuron, times fps for Hz); METHOD.md section 7 "Per-neuron mean firing rate RMSE". Only
 valid bins count: padding (bins at or after ``lengths[i]``) is ignored.
+
+The rate is a ratio of sums over trials (spikes over valid bins), so it is computed from
+per-trial sums (:func:`~ldns_framework.metrics._arrays.trial_sums`) pooled with trial
+weights: :func:`pooled_mean_rates` serves both the plain rate and a bootstrap fold's.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ldns_framework.metrics._arrays import check_counts, check_lengths, check_same_neurons, sum_valid
+from ldns_framework.metrics._arrays import check_counts, check_lengths, check_same_neurons, trial_sums
+from ldns_framework.metrics.paired import rmse
+
+
+def pooled_mean_rates(spike_counts: np.ndarray, lengths: np.ndarray, weights: np.ndarray | None = None,
+                      bin_width_s: float | None = None) -> np.ndarray:
+    """Mean rate per neuron (neurons,) of trials taken ``weights[i]`` times (None: once each).
+
+    ``spike_counts`` (trials, neurons) are the per-trial sums over valid bins and ``lengths``
+    (trials,) the valid bins. Units: spikes per bin, or Hz given ``bin_width_s``. NaN with no
+    valid bin.
+    """
+    w = np.ones(len(lengths)) if weights is None else np.asarray(weights, dtype=np.float64)
+    bins = float(w @ np.asarray(lengths, dtype=np.float64))
+    if bins <= 0:
+        return np.full(spike_counts.shape[1], np.nan)
+    rates = (w @ spike_counts) / bins  # spikes per bin, (neurons,)
+    return rates / bin_width_s if bin_width_s is not None else rates
 
 
 def mean_rates(counts: np.ndarray, lengths: np.ndarray | None = None,
@@ -21,11 +42,7 @@ def mean_rates(counts: np.ndarray, lengths: np.ndarray | None = None,
     """
     counts = check_counts(counts)
     lengths = check_lengths(lengths, counts)
-    n_bins = int(lengths.sum())
-    if n_bins == 0:
-        return np.full(counts.shape[2], np.nan)
-    rates = sum_valid(counts, lengths) / n_bins
-    return rates / bin_width_s if bin_width_s is not None else rates
+    return pooled_mean_rates(trial_sums(counts, lengths), lengths, None, bin_width_s)
 
 
 def mean_rate_rmse(model_counts: np.ndarray, data_counts: np.ndarray,
@@ -38,6 +55,4 @@ def mean_rate_rmse(model_counts: np.ndarray, data_counts: np.ndarray,
     neuron counts must agree.
     """
     check_same_neurons(check_counts(model_counts, "model_counts"), check_counts(data_counts, "data_counts"))
-    a = mean_rates(model_counts, lengths_model, bin_width_s)
-    b = mean_rates(data_counts, lengths_data, bin_width_s)
-    return float(np.sqrt(np.mean((a - b) ** 2))) if a.size else float("nan")
+    return rmse(mean_rates(model_counts, lengths_model, bin_width_s), mean_rates(data_counts, lengths_data, bin_width_s))

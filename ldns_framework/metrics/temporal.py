@@ -12,8 +12,10 @@ Reference: LDNS_NOTES.md section 3.5 (``eval_utils.get_temp_corr_summary``,
   Lags run ``-max_lag .. max_lag`` (default 30); lags beyond the trial length are 0.
 * Computed with zero-padded real FFTs over time (length >= T + max_lag, so no wrap-around),
   vectorised over trials and neurons and chunked over trials.
-* Trial averages weigh every trial with at least one valid bin equally (as the reference);
-  empty trials (length 0) are skipped. With no valid trial the result is NaN.
+* Per trial (:func:`trial_auto_correlations`, :func:`trial_group_cross_correlations`) or
+  averaged over trials (:func:`auto_correlations`, :func:`group_cross_correlations`): the
+  average weighs every trial with at least one valid bin equally (as the reference); empty
+  trials (length 0) are skipped. With no valid trial the result is NaN.
 * Groups (:func:`neuron_groups`): neurons sorted by ``sum_j corr_ij**2`` (zero-lag
   correlation matrix of :mod:`.correlation`, diagonal 0; stable sort, descending) and cut
   into ``n_groups`` groups of ``N // n_groups``, the last absorbing the remainder. Computed
@@ -29,13 +31,14 @@ Reference: LDNS_NOTES.md section 3.5 (``eval_utils.get_temp_corr_summary``,
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 from scipy import fft as sp_fft
 
 from ldns_framework.metrics._arrays import check_counts, check_lengths, check_same_neurons, trial_chunks, valid_mask
 from ldns_framework.metrics.correlation import correlation_matrix
+from ldns_framework.metrics.paired import rmse
 
 DEFAULT_MAX_LAG = 30
 
@@ -77,13 +80,6 @@ def _centred_spectra(chunk: np.ndarray, chunk_lengths: np.ndarray, n_fft: int) -
     return sp_fft.rfft(series, axis=1, overwrite_x=True)
 
 
-def _weighted_power(spectra: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``sum_t weights[t] * |spectra[t]|**2`` over trials, spectra (trials, freqs, neurons): (neurons, freqs)."""
-    parts = spectra.view(np.float64)  # (trials, freqs, 2 * neurons): real and imaginary parts
-    summed = np.einsum("t,tfn->fn", weights, parts * parts)
-    return summed.reshape(summed.shape[0], -1, 2).sum(axis=2).T
-
-
 def _take_lags(circular: np.ndarray, max_lag: int) -> np.ndarray:
     """Lags -max_lag..max_lag from circular correlations of length n_fft along the last axis."""
     n_fft = circular.shape[-1]
@@ -101,6 +97,78 @@ def _check_max_lag(max_lag: int) -> int:
     return int(max_lag)
 
 
+def _chunk_autos(spectra: np.ndarray, chunk_lengths: np.ndarray, max_lag: int, n_fft: int) -> np.ndarray:
+    """Per-trial biased auto-correlations (trials, neurons, lags) from spectra (trials, freqs, neurons)."""
+    power = (spectra.real ** 2 + spectra.imag ** 2).transpose(0, 2, 1)  # (trials, neurons, freqs)
+    circular = sp_fft.irfft(power, n=n_fft, axis=2)  # (trials, neurons, n_fft)
+    return _take_lags(circular, max_lag) / np.maximum(chunk_lengths, 1)[:, None, None]
+
+
+def _chunk_cross(spectra: np.ndarray, chunk_lengths: np.ndarray, max_lag: int, n_fft: int,
+                 groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-trial cross-correlations averaged over each group's pairs i < j: (trials, groups, lags)."""
+    out = np.full((spectra.shape[0], len(groups), 2 * max_lag + 1), np.nan)
+    for g, group in enumerate(groups):
+        if group.size < 2:
+            continue
+        member = spectra[:, :, group]  # (trials, freqs, group)
+        earlier = np.cumsum(member, axis=2) - member  # sum over i < j
+        pair_sum = np.sum(np.conj(member) * earlier, axis=2)  # (trials, freqs)
+        circular = sp_fft.irfft(pair_sum, n=n_fft, axis=1)  # (trials, n_fft)
+        n_pairs = group.size * (group.size - 1) // 2
+        out[:, g] = _take_lags(circular, max_lag) / (n_pairs * np.maximum(chunk_lengths, 1)[:, None])
+    return out
+
+
+def _per_trial(counts: np.ndarray, lengths: np.ndarray | None, max_lag: int,
+               groups: Sequence[np.ndarray] | None) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Per chunk of trials: (slice, valid (trials,), auto (trials, neurons, lags) or cross
+    (trials, groups, lags) when ``groups`` is given); biased normalisation per trial."""
+    counts = check_counts(counts)
+    lengths = check_lengths(lengths, counts)
+    max_lag = _check_max_lag(max_lag)
+    n_fft = _fft_length(counts.shape[1], max_lag)
+    for part in trial_chunks(counts):
+        spectra = _centred_spectra(counts[part], lengths[part], n_fft)  # (trials, freqs, neurons)
+        values = (_chunk_autos(spectra, lengths[part], max_lag, n_fft) if groups is None else
+                  _chunk_cross(spectra, lengths[part], max_lag, n_fft, groups))
+        yield part, lengths[part] > 0, values
+
+
+def _stacked(counts: np.ndarray, lengths: np.ndarray | None, max_lag: int,
+             groups: Sequence[np.ndarray] | None, channels: int) -> np.ndarray:
+    out = np.zeros((np.shape(counts)[0], channels, 2 * _check_max_lag(max_lag) + 1))
+    for part, _, values in _per_trial(counts, lengths, max_lag, groups):
+        out[part] = values
+    return out
+
+
+def _trial_average(counts: np.ndarray, lengths: np.ndarray | None, max_lag: int,
+                   groups: Sequence[np.ndarray] | None, channels: int) -> np.ndarray:
+    """The mean over trials with a valid bin of the per-trial values, summed chunk by chunk (the
+    per-trial array is never held whole); NaN when no trial has a valid bin."""
+    total = np.zeros((channels, 2 * _check_max_lag(max_lag) + 1))
+    n_valid = 0
+    for _, valid, values in _per_trial(counts, lengths, max_lag, groups):
+        total += values[valid].sum(axis=0)
+        n_valid += int(valid.sum())
+    return total / n_valid if n_valid else np.full_like(total, np.nan)
+
+
+def _groups(groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(group, dtype=np.int64) for group in groups]
+
+
+def trial_auto_correlations(counts: np.ndarray, lengths: np.ndarray | None = None,
+                            max_lag: int = DEFAULT_MAX_LAG) -> np.ndarray:
+    """Per-trial, per-neuron auto-correlation: (trials, neurons, 2 * max_lag + 1).
+
+    A trial's values are a sum over its bins divided by its length, so any multiset of trials
+    averages them exactly (:func:`~ldns_framework.metrics.trial_mean`). Empty trials give 0.
+    """
+    return _stacked(counts, lengths, max_lag, None, np.shape(counts)[2])
+
+
 def auto_correlations(counts: np.ndarray, lengths: np.ndarray | None = None,
                       max_lag: int = DEFAULT_MAX_LAG) -> np.ndarray:
     """Per-neuron auto-correlation averaged over trials: (neurons, 2 * max_lag + 1).
@@ -108,20 +176,18 @@ def auto_correlations(counts: np.ndarray, lengths: np.ndarray | None = None,
     Lag 0 is kept (it is the biased variance); the group summary zeroes it as the reference
     does. Symmetric in the lag. NaN when no trial has a valid bin.
     """
-    counts = check_counts(counts)
-    lengths = check_lengths(lengths, counts)
-    max_lag = _check_max_lag(max_lag)
-    n_fft = _fft_length(counts.shape[1], max_lag)
-    power = np.zeros((counts.shape[2], n_fft // 2 + 1))  # trial-weighted sum of |X|^2 per neuron
-    for part in trial_chunks(counts):
-        spectra = _centred_spectra(counts[part], lengths[part], n_fft)  # (trials, freqs, neurons)
-        weights = 1.0 / np.maximum(lengths[part], 1)  # biased normalisation, per trial
-        power += _weighted_power(spectra, weights)
-    n_trials = int(np.sum(lengths > 0))
-    if not n_trials:
-        return np.full((counts.shape[2], 2 * max_lag + 1), np.nan)
-    # The inverse FFT is linear, so the trial average is taken in the frequency domain.
-    return _take_lags(sp_fft.irfft(power, n=n_fft, axis=1), max_lag) / n_trials
+    return _trial_average(counts, lengths, max_lag, None, np.shape(counts)[2])
+
+
+def trial_group_cross_correlations(counts: np.ndarray, groups: Sequence[np.ndarray],
+                                   lengths: np.ndarray | None = None,
+                                   max_lag: int = DEFAULT_MAX_LAG) -> np.ndarray:
+    """Per-trial cross-correlation averaged over each group's pairs: (trials, groups, 2 * max_lag + 1).
+
+    NaN for a group with fewer than two neurons; empty trials give 0 (see :func:`group_cross_correlations`).
+    """
+    groups = _groups(groups)
+    return _stacked(counts, lengths, max_lag, groups, len(groups))
 
 
 def group_cross_correlations(counts: np.ndarray, groups: Sequence[np.ndarray], lengths: np.ndarray | None = None,
@@ -133,29 +199,14 @@ def group_cross_correlations(counts: np.ndarray, groups: Sequence[np.ndarray], l
     ``sum_{i<j} X_i conj(X_j) = sum_j conj(X_j) * (X_1 + ... + X_{j-1})``. NaN for a group
     with fewer than two neurons or when no trial has a valid bin.
     """
-    counts = check_counts(counts)
-    lengths = check_lengths(lengths, counts)
-    max_lag = _check_max_lag(max_lag)
-    n_fft = _fft_length(counts.shape[1], max_lag)
-    groups = [np.asarray(group, dtype=np.int64) for group in groups]
-    spectrum_sums = np.zeros((len(groups), n_fft // 2 + 1), dtype=np.complex128)
-    for part in trial_chunks(counts):
-        spectra = _centred_spectra(counts[part], lengths[part], n_fft)  # (trials, freqs, neurons)
-        weights = 1.0 / np.maximum(lengths[part], 1)  # biased normalisation, per trial
-        for g, group in enumerate(groups):
-            if group.size < 2:
-                continue
-            member = spectra[:, :, group]  # (trials, freqs, group)
-            earlier = np.cumsum(member, axis=2) - member  # sum over i < j
-            pair_sum = np.sum(np.conj(member) * earlier, axis=2)  # (trials, freqs)
-            spectrum_sums[g] += np.einsum("t,tf->f", weights, pair_sum)
-    totals = _take_lags(sp_fft.irfft(spectrum_sums, n=n_fft, axis=1), max_lag)  # (groups, lags)
-    n_trials = int(np.sum(lengths > 0))
-    n_pairs = np.array([group.size * (group.size - 1) // 2 for group in groups], dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        result = totals / (n_pairs[:, None] * n_trials)
-    result[(n_pairs == 0) | (n_trials == 0)] = np.nan
-    return result
+    groups = _groups(groups)
+    return _trial_average(counts, lengths, max_lag, groups, len(groups))
+
+
+def group_means(per_neuron: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean of ``per_neuron`` (neurons, ...) over each group's neurons: (groups, ...); NaN for an empty group."""
+    return np.stack([per_neuron[group].mean(axis=0) if group.size else np.full(per_neuron.shape[1:], np.nan)
+                     for group in _groups(groups)]) if len(groups) else np.zeros((0, *per_neuron.shape[1:]))
 
 
 def neuron_groups(counts: np.ndarray, lengths: np.ndarray | None = None, n_groups: int = 4) -> list[np.ndarray]:
@@ -178,8 +229,7 @@ def temporal_correlation_summary(counts: np.ndarray, groups: Sequence[np.ndarray
     """Mean auto-correlation (lag 0 set to 0) and mean pairwise cross-correlation per group."""
     autos = auto_correlations(counts, lengths, max_lag)  # (neurons, lags)
     autos[:, max_lag] = 0.0
-    auto = np.array([autos[np.asarray(group, dtype=np.int64)].mean(axis=0) if len(group) else
-                     np.full(2 * max_lag + 1, np.nan) for group in groups]).reshape(len(groups), -1)
+    auto = group_means(autos, groups)  # (groups, lags)
     cross = group_cross_correlations(counts, groups, lengths, max_lag)
     return TemporalSummary(lags=lag_axis(max_lag), auto=auto, cross=cross)
 
@@ -209,4 +259,4 @@ def autocorr_rmse(model_counts: np.ndarray, data_counts: np.ndarray, lengths_mod
         return float("nan")
     model = auto_correlations(model_counts, lengths_model, max_lag)[:, max_lag + 1:]
     data = auto_correlations(data_counts, lengths_data, max_lag)[:, max_lag + 1:]
-    return float(np.sqrt(np.mean((model - data) ** 2))) if model.size else float("nan")
+    return rmse(model, data)

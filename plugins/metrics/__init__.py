@@ -2,9 +2,11 @@
 
 Each metric compares model samples with real trials and returns named floats; the numbers
 come from :mod:`ldns_framework.metrics` (one vectorised implementation, tested against the
-reference). Every metric here is a :class:`~ldns_plugins.metrics.base.PooledMetric`: its
-statistics are sums over trials, so the evaluation's bootstrap folds re-weight per-trial
-statistics instead of recomputing them (``ldns_framework.evaluation``).
+reference and independent computations): these classes only wrap them. Every metric here is a
+:class:`ldns_framework.PooledMetric`: per-trial statistics, pooled with a fold's trial weights,
+then compared, so the evaluation's bootstrap folds re-weight per-trial statistics instead of
+recomputing them (``ldns_framework.evaluation``). ``describe(context=None)`` declares the unit
+and the better direction of every value.
 
 =====================  =======================================================================
 ``mean-rate``          RMSE and Pearson r of per-neuron mean rates (Hz, or spikes/bin)
@@ -43,5 +45,5 @@ _COMPONENTS = (
 
 @hookimpl
 def ldns_register_components(registrar):
-    for name, target, summary in _COMPONENTS:
-        registrar.add("metric", name, f"ldns_plugins.metrics.{target}", summary=summary)
+    for rank, (name, target, summary) in enumerate(_COMPONENTS):  # ranked in the reports' order
+        registrar.add("metric", name, f"ldns_plugins.metrics.{target}", summary=summary, rank=rank)

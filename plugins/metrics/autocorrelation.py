@@ -14,12 +14,13 @@ Values:
   (groups numbered from 1, most correlated first; lag 0, the variance, is left out as the
   reference zeroes it; the curve is symmetric, so positive lags say everything).
 * ``crosscorr_group<g>_rmse`` (with ``cross: true``): RMSE over lags -max_lag..max_lag of the
-  cross-correlation averaged over the group's pairs i < j.
+  cross-correlation averaged over the group's pairs i < j; only for groups of two or more
+  neurons (with fewer neurons than ``2 * n_groups`` some groups have one).
 
-Per trial the statistics are the trial's auto-correlations (and group cross-correlations),
-computed a block of trials at a time (each (trial, neuron) series as one series of a
-pseudo-trial, :func:`~ldns_plugins.metrics.base.as_series`); trial averages over a weighted
-set of trials are exact weighted means.
+Per trial the statistics are the trial's auto-correlations (and group cross-correlations)
+(:func:`ldns_framework.metrics.trial_auto_correlations`,
+:func:`~ldns_framework.metrics.trial_group_cross_correlations`); the average over a fold's
+weighted trials is an exact weighted mean (:func:`ldns_framework.metrics.trial_mean`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from typing import NamedTuple
 import attrs
 import numpy as np
 
-from ldns_framework import SpikeData, metrics, option
-from ldns_plugins.metrics.base import (PooledMetric, as_series, check_weights, lower_better, trial_blocks,
-                                       weighted_trial_mean)
+from ldns_framework import PooledMetric, SpikeData, metrics, option
+from ldns_plugins.metrics.base import check_weights, lower_better
 
 
 @attrs.frozen
@@ -72,44 +72,40 @@ class Autocorrelation(PooledMetric):
         return _Context(metrics.neuron_groups(data.counts, data.lengths, self.config.n_groups))
 
     def trial_statistics(self, spikes: SpikeData, context: _Context) -> _TrialCorrelations:
-        lags, max_lag, n_neurons = self._lags, self.config.max_lag, spikes.n_neurons
-        auto = np.empty((spikes.n_trials, n_neurons, lags))
-        cross = np.empty((spikes.n_trials, len(context.groups), 2 * max_lag + 1)) if self.config.cross else None
-        for trials, length in trial_blocks(spikes):
-            series = as_series(spikes.counts, trials, length)  # (1, L, B * N): one series per (trial, neuron)
-            per_series = metrics.auto_correlations(series, None, lags)  # (B * N, 2 * lags + 1)
-            auto[trials] = per_series[:, lags + 1:].reshape(trials.size, n_neurons, lags)  # lags 1..L
-            if cross is not None:
-                groups = [b * n_neurons + group for b in range(trials.size) for group in context.groups]
-                per_group = metrics.group_cross_correlations(series, groups, None, max_lag)  # (B * G, lags)
-                cross[trials] = per_group.reshape(trials.size, len(context.groups), -1)
+        lags = self._lags
+        auto = metrics.trial_auto_correlations(spikes.counts, spikes.lengths, lags)[:, :, lags + 1:]  # lags 1..L
+        cross = (metrics.trial_group_cross_correlations(spikes.counts, context.groups, spikes.lengths,
+                                                        self.config.max_lag) if self.config.cross else None)
         return _TrialCorrelations(auto, cross, spikes.lengths > 0)
 
     def pool(self, per_trial: _TrialCorrelations, weights: np.ndarray, context: _Context) -> _Pooled:
         weights = check_weights(weights, per_trial.valid.size)
-        auto = weighted_trial_mean(per_trial.auto, weights, per_trial.valid)
-        cross = None if per_trial.cross is None else weighted_trial_mean(per_trial.cross, weights, per_trial.valid)
+        auto = metrics.trial_mean(per_trial.auto, weights, per_trial.valid)
+        cross = None if per_trial.cross is None else metrics.trial_mean(per_trial.cross, weights, per_trial.valid)
         return _Pooled(auto, cross)
 
     def compare_statistics(self, model: _Pooled, data: _Pooled, context: _Context) -> dict[str, float]:
         k, max_lag = self.config.rmse_max_lag, self.config.max_lag
-        values = {f"autocorr_rmse_lag1_{k}": _rmse(model.auto[:, :k], data.auto[:, :k])}
-        for g, group in enumerate(context.groups, start=1):
-            values[f"autocorr_group{g}_rmse"] = _rmse(model.auto[group, :max_lag].mean(axis=0),
-                                                      data.auto[group, :max_lag].mean(axis=0))
+        values = {f"autocorr_rmse_lag1_{k}": metrics.rmse(model.auto[:, :k], data.auto[:, :k])}
+        group_model = metrics.group_means(model.auto[:, :max_lag], context.groups)  # (groups, lags 1..max_lag)
+        group_data = metrics.group_means(data.auto[:, :max_lag], context.groups)
+        for g in range(len(context.groups)):
+            values[f"autocorr_group{g + 1}_rmse"] = metrics.rmse(group_model[g], group_data[g])
         if model.cross is not None and data.cross is not None:
-            for g in range(len(context.groups)):
-                values[f"crosscorr_group{g + 1}_rmse"] = _rmse(model.cross[g], data.cross[g])
+            for g in _paired_groups(context):
+                values[f"crosscorr_group{g}_rmse"] = metrics.rmse(model.cross[g - 1], data.cross[g - 1])
         return values
 
-    def describe(self, context: _Context) -> dict[str, dict[str, str]]:
-        names = [f"autocorr_rmse_lag1_{self.config.rmse_max_lag}"]
-        names += [f"autocorr_group{g}_rmse" for g in range(1, len(context.groups) + 1)]
+    def describe(self, context: _Context | None = None) -> dict[str, dict[str, str]]:
+        """The group values are named for the groups in ``context``; without one, for ``n_groups``
+        groups (the data may give fewer, and groups of one neuron have no cross-correlation)."""
+        groups = range(1, self.config.n_groups + 1) if context is None else range(1, len(context.groups) + 1)
+        names = [f"autocorr_rmse_lag1_{self.config.rmse_max_lag}"] + [f"autocorr_group{g}_rmse" for g in groups]
         if self.config.cross:
-            names += [f"crosscorr_group{g}_rmse" for g in range(1, len(context.groups) + 1)]
+            names += [f"crosscorr_group{g}_rmse" for g in (groups if context is None else _paired_groups(context))]
         return lower_better(tuple(names), "counts^2")
 
 
-def _rmse(a: np.ndarray, b: np.ndarray) -> float:
-    """RMSE over all entries; NaN when there is none or any is undefined."""
-    return float(np.sqrt(np.mean((a - b) ** 2))) if np.size(a) else float("nan")
+def _paired_groups(context: _Context) -> list[int]:
+    """Numbers (from 1) of the groups with a pair of neurons: only those have a cross-correlation."""
+    return [g for g, group in enumerate(context.groups, start=1) if len(group) >= 2]

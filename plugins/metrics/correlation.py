@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ldns_framework import SpikeData, metrics
-from ldns_plugins.metrics.base import PooledMetric, check_weights, higher_better, lower_better, resample_index
+from ldns_framework import PooledMetric, SpikeData, metrics
+from ldns_plugins.metrics.base import check_weights, higher_better, lower_better, resample_index
 
 
 class PairwiseCorrelation(PooledMetric):
@@ -41,6 +41,6 @@ class PairwiseCorrelation(PooledMetric):
                 "correlation_rmse_all_entries": metrics.correlation_rmse_all_entries(model, data),
                 "correlation_r": metrics.correlation_r(model, data)}
 
-    def describe(self, context: Any) -> dict[str, dict[str, str]]:
+    def describe(self, context: Any = None) -> dict[str, dict[str, str]]:
         return {**lower_better(("correlation_rmse", "correlation_rmse_all_entries"), ""),
                 **higher_better(("correlation_r",))}

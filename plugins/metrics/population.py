@@ -2,8 +2,8 @@
 
 The population count of a bin is the sum of the counts over neurons, pooled over all valid
 bins of all trials (:func:`ldns_framework.metrics.population_counts`). Each side's pooled
-counts get a Gaussian KDE with Scott's bandwidth on the integer grid ``0 .. max``, normalised
-(:func:`ldns_framework.metrics.log_population_density`).
+counts get a Gaussian KDE with Scott's bandwidth on the integer grid ``0 .. max``, normalised,
+and are compared by :func:`ldns_framework.metrics.compare_populations`.
 
 Values: ``population_count_kl`` = KL(model || data) in nats (the reference's direction);
 ``population_density_r``, Pearson r of the two densities on the grid (the Lorenz statistic).
@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
-from ldns_framework import SpikeData, metrics, option
-from ldns_plugins.metrics.base import PooledMetric, check_weights, higher_better, lower_better
+from ldns_framework import PooledMetric, SpikeData, metrics, option
+from ldns_plugins.metrics.base import check_weights, higher_better, lower_better
 
 
 @attrs.frozen
@@ -57,14 +57,8 @@ class PopulationCount(PooledMetric):
         return np.repeat(np.arange(multiplicity.size), multiplicity)
 
     def compare_statistics(self, model: np.ndarray, data: np.ndarray, context: Any) -> dict[str, float]:
-        max_count = self.config.max_count
-        if max_count is not None:
-            model, data = np.minimum(model, max_count), np.minimum(data, max_count)
-        grid = metrics.count_grid(model, data, max_count=max_count)
-        log_model = metrics.log_population_density(model, grid)
-        log_data = metrics.log_population_density(data, grid)
-        return {"population_count_kl": metrics.kl_divergence(log_model, log_data),
-                "population_density_r": metrics.pearson_r(np.exp(log_model), np.exp(log_data))}
+        result = metrics.compare_populations(model, data, self.config.max_count)
+        return {"population_count_kl": result.kl, "population_density_r": result.density_r}
 
-    def describe(self, context: Any) -> dict[str, dict[str, str]]:
+    def describe(self, context: Any = None) -> dict[str, dict[str, str]]:
         return {**lower_better(("population_count_kl",), "nats"), **higher_better(("population_density_r",))}

@@ -3,8 +3,8 @@
 Both sides need an integer condition label per trial in the covariate named by ``covariate``
 (shape (trials,) or (trials, 1)); e.g. samples generated for reach condition ``c`` carry
 ``c``. The PSTH of condition ``c`` is the mean count per bin and neuron over its trials
-(:func:`ldns_framework.metrics.psth`). Conditions present on both sides are compared, over
-the bins both sides have.
+(:func:`ldns_framework.metrics.condition_psth`, which takes a fold's trial weights directly).
+Conditions present on both sides are compared, over the bins both sides have.
 
 Values: ``psth_rmse`` (Hz, or spikes/bin when time is read in bins) over conditions, bins and
 neurons; ``psth_r``, Pearson r of the same entries. When either side lacks the covariate the
@@ -18,9 +18,8 @@ from typing import NamedTuple
 import attrs
 import numpy as np
 
-from ldns_framework import DataError, SpikeData, metrics, option
-from ldns_plugins.metrics.base import (TIME_UNITS, PooledMetric, check_weights, higher_better, lower_better,
-                                       resample_index, resolve_time_unit, unit_label)
+from ldns_framework import DataError, PooledMetric, SpikeData, metrics, option
+from ldns_plugins.metrics.base import TimeUnit, check_weights, higher_better, lower_better, time_unit_option
 
 
 @attrs.frozen
@@ -28,9 +27,7 @@ class PsthConfig:
     """Options of the ``psth`` metric."""
 
     covariate: str = option("condition", doc="Covariate holding one integer condition label per trial.")
-    time_unit: str = option("auto", doc="PSTH in Hz ('seconds'), spikes per bin ('bins'), or 'auto': "
-                                        "bins when the data's metadata says isi_unit: bins, else Hz.",
-                            choices=TIME_UNITS)
+    time_unit: str = time_unit_option("PSTH in Hz ('seconds') or spikes per bin ('bins')")
 
 
 class _Pooled(NamedTuple):
@@ -38,13 +35,10 @@ class _Pooled(NamedTuple):
     psth: np.ndarray  # (conditions, time, neurons) in the context's unit
 
 
-class Psth(PooledMetric):
+class Psth(TimeUnit, PooledMetric):
     """RMSE and Pearson r of the PSTH per condition."""
 
     config_class = PsthConfig
-
-    def prepare(self, data: SpikeData) -> str:
-        return resolve_time_unit(self.config.time_unit, data)
 
     def trial_statistics(self, spikes: SpikeData, context: str) -> tuple[SpikeData, np.ndarray] | None:
         name = self.config.covariate
@@ -64,10 +58,9 @@ class Psth(PooledMetric):
         if per_trial is None:
             return None
         spikes, labels = per_trial
-        index = resample_index(check_weights(weights, spikes.n_trials))
         width = spikes.bin_width_s if context == "seconds" else None
-        found, psth = metrics.psth(spikes.counts[index], labels[index], spikes.lengths[index], width)
-        return _Pooled(found, psth)
+        return _Pooled(*metrics.condition_psth(spikes.counts, labels, spikes.lengths, width,
+                                               check_weights(weights, spikes.n_trials)))
 
     def compare_statistics(self, model: _Pooled | None, data: _Pooled | None, context: str) -> dict[str, float]:
         if model is None or data is None:
@@ -77,9 +70,8 @@ class Psth(PooledMetric):
             return {"psth_rmse": float("nan"), "psth_r": float("nan")}
         time = min(model.psth.shape[1], data.psth.shape[1])
         a, b = model.psth[in_model, :time], data.psth[in_data, :time]
-        keep = np.isfinite(a) & np.isfinite(b)
-        rmse = float(np.sqrt(np.mean((a[keep] - b[keep]) ** 2))) if keep.any() else float("nan")
-        return {"psth_rmse": rmse, "psth_r": metrics.pearson_r(a, b)}
+        return {"psth_rmse": metrics.rmse(a, b, finite_only=True), "psth_r": metrics.pearson_r(a, b)}
 
-    def describe(self, context: str) -> dict[str, dict[str, str]]:
-        return {**lower_better(("psth_rmse",), unit_label("rate", context)), **higher_better(("psth_r",))}
+    def describe(self, context: str | None = None) -> dict[str, dict[str, str]]:
+        unit = self.unit("rate", context)
+        return {**lower_better(("psth_rmse",), unit), **higher_better(("psth_r",))}

@@ -92,6 +92,6 @@ def test_psth_recovers_condition_dependent_rates():
     conditions = rng.integers(0, 3, size=600)
     profile = np.stack([np.full((20, 2), 0.2), np.full((20, 2), 0.5), np.full((20, 2), 1.0)])
     counts = rng.poisson(profile[conditions])
-    labels, psth = M.psth(counts, conditions)
+    labels, psth = M.condition_psth(counts, conditions)
     np.testing.assert_array_equal(labels, [0, 1, 2])
     np.testing.assert_allclose(psth.mean(axis=(1, 2)), [0.2, 0.5, 1.0], rtol=0.05)

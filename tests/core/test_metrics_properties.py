@@ -91,8 +91,8 @@ def test_padding_is_ignored(sets, extra, seed):
         padded_data[i, n:] = rng.integers(0, 50, size=padded_data[i, n:].shape)
     assert_same(M.compare(model, data, lm, ld), M.compare(padded_model, padded_data, lm, ld))
     conditions = np.arange(len(data)) % 2
-    _, psth = M.psth(data, conditions, ld)
-    _, padded_psth = M.psth(padded_data, conditions, ld)
+    _, psth = M.condition_psth(data, conditions, ld)
+    _, padded_psth = M.condition_psth(padded_data, conditions, ld)
     np.testing.assert_allclose(padded_psth[:, :data.shape[1]], psth)
     assert np.isnan(padded_psth[:, data.shape[1]:]).all()
 

@@ -364,11 +364,11 @@ def test_autocorr_rmse_lags_1_to_10():
 def test_psth_by_hand_with_padding():
     counts = np.zeros((3, 2, 1))
     counts[:, :, 0] = [[1, 2], [3, 9], [5, 4]]
-    labels, psth = M.psth(counts, np.array([7, 3, 7]), lengths=np.array([2, 1, 1]))
+    labels, psth = M.condition_psth(counts, np.array([7, 3, 7]), lengths=np.array([2, 1, 1]))
     np.testing.assert_array_equal(labels, [3, 7])
     np.testing.assert_allclose(psth[0, :, 0], [3, np.nan])  # condition 3: bin 1 is padding only
     np.testing.assert_allclose(psth[1, :, 0], [3, 2])  # condition 7: bin 1 from trial 0 only
-    _, hz = M.psth(counts, np.array([7, 3, 7]), np.array([2, 1, 1]), bin_width_s=0.5)
+    _, hz = M.condition_psth(counts, np.array([7, 3, 7]), np.array([2, 1, 1]), bin_width_s=0.5)
     np.testing.assert_allclose(hz[1, :, 0], [6, 4])
 
 
@@ -393,14 +393,10 @@ def test_bad_inputs_name_the_field():
     with pytest.raises(DataError, match="data_counts"):
         M.compare(np.zeros((2, 3, 1)), np.zeros((2, 3, 2)))
     with pytest.raises(DataError, match="conditions"):
-        M.psth(np.zeros((2, 3, 1)), np.array([0.5, 1.0]))
+        M.condition_psth(np.zeros((2, 3, 1)), np.array([0.5, 1.0]))
 
 
 def test_compare_returns_every_headline_metric_as_float():
     out = M.compare(poisson((5, 10, 4), 1.0, seed=20), poisson((6, 10, 4), 1.0, seed=21), bin_width_s=0.005)
     assert tuple(out) == M.HEADLINE_METRICS
     assert all(type(v) is float for v in out.values())
-
-
-def test_recovery_functions_are_exported():
-    assert callable(M.latent_recovery_r2) and callable(M.rate_correlation)

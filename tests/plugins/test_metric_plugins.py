@@ -1,13 +1,17 @@
-"""The built-in metric components: registration, agreement with ldns_framework.metrics, exact pooling."""
+"""The built-in metric components: registration, the core's pooled protocol, declared values,
+agreement with ldns_framework.metrics, exact pooling."""
 
 from __future__ import annotations
+
+import inspect
 
 import attrs
 import numpy as np
 import pytest
 
 import ldns_plugins.metrics as metrics_plugin
-from ldns_framework import DataError, Metric, SpikeData
+import ldns_plugins.metrics.base as plugin_base
+from ldns_framework import DataError, Metric, PooledMetric, SpikeData
 from ldns_framework import metrics as M
 from ldns_plugins.metrics.autocorrelation import Autocorrelation, AutocorrelationConfig
 from ldns_plugins.metrics.correlation import PairwiseCorrelation
@@ -74,9 +78,36 @@ def test_each_metric_is_finite_on_tiny_data_and_zero_for_identical_sets(cls):
             assert value == pytest.approx(1.0)
         else:
             assert value == pytest.approx(0.0, abs=1e-12), name
-    described = cls().describe(cls().prepare(data))
-    assert set(described) == set(values)
-    assert all(d["better"] in ("lower", "higher") for d in described.values())
+
+
+# -- the core's protocol and declared values ----------------------------------------------------------
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_each_metric_follows_the_cores_pooled_protocol(cls):
+    assert issubclass(cls, PooledMetric)
+    assert inspect.signature(cls.describe).parameters["context"].default is None
+
+
+def test_the_protocol_is_declared_only_in_the_core():
+    assert not any(isinstance(value, type) and issubclass(value, Metric) for value in vars(plugin_base).values())
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_every_value_has_a_declared_unit_and_direction_with_or_without_a_context(cls):
+    model, data = spikes(9, 1, padded=True), spikes(11, 2)
+    values = cls().compute(model, data)
+    for described in (cls().describe(cls().prepare(data)), cls().describe()):
+        assert set(described) == set(values)
+        for name, entry in described.items():
+            assert entry["better"] == ("higher" if name.endswith("_r") else "lower"), name
+            assert isinstance(entry["unit"], str), name
+
+
+def test_units_follow_the_context_and_say_both_before_the_data_is_seen():
+    lorenz = spikes(4, 3, metadata={"isi_unit": "bins"})
+    assert MeanRate().describe(MeanRate().prepare(lorenz))["mean_rate_rmse"]["unit"] == "spikes/bin"
+    assert MeanRate().describe(MeanRate().prepare(spikes(4, 3)))["mean_rate_rmse"]["unit"] == "Hz"
+    assert MeanRate().describe()["mean_rate_rmse"]["unit"] == "Hz or spikes/bin"
+    assert Isi(IsiConfig(time_unit="seconds")).describe()["mean_isi_rmse"]["unit"] == "s"
 
 
 def test_values_agree_with_the_headline_comparison_including_padding():
@@ -110,6 +141,14 @@ def test_autocorrelation_group_values_match_the_temporal_summary():
         cross_model, cross_data = comparison.model.cross[g], comparison.data.cross[g]
         assert values[f"crosscorr_group{g + 1}_rmse"] == pytest.approx(np.sqrt(np.mean((cross_model - cross_data) ** 2)))
     assert values["autocorr_rmse_lag1_4"] == pytest.approx(M.autocorr_rmse(model.counts, data.counts, max_lag=4))
+
+
+def test_groups_of_one_neuron_have_no_cross_correlation_value():
+    model, data = spikes(8, 20, n_neurons=5), spikes(8, 21, n_neurons=5)  # groups of 1, 1, 1 and 2 neurons
+    metric = Autocorrelation()
+    values = metric.compute(model, data)
+    assert [name for name in values if name.startswith("crosscorr")] == ["crosscorr_group4_rmse"]
+    assert finite_values(values) and set(metric.describe(metric.prepare(data))) == set(values)
 
 
 def test_population_count_clips_at_max_count():
