@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "metrics": "ldns_framework.metrics",
+    "nn": "ldns_framework.nn",
     "Batch": "ldns_framework.batch",
     "Conditioner": "ldns_framework.interfaces",
     "DataSource": "ldns_framework.interfaces",

@@ -74,6 +74,10 @@ def option(
 ) -> Any:
     """An attrs field with a documented default and range/choice checks.
 
+    Without ``default`` (and ``factory``) the option is required: a spec must give it, and a
+    spec that does not gets ``section.key: required option missing (doc)``. A required field is
+    keyword-only, so it may follow fields with defaults.
+
     ``coerce`` converts a spec value before type checking (e.g. ``str`` so that ``precision: 32``
     reads as ``"32"``); without it, values must already have the field's type.
     """
@@ -83,7 +87,14 @@ def option(
     validator = _make_validator(bounds, ge, gt, le, lt, choices)
     if factory is not None:
         return attrs.field(factory=factory, validator=validator, metadata=metadata)
+    if default is attrs.NOTHING:
+        return attrs.field(validator=validator, metadata=metadata, kw_only=True)
     return attrs.field(default=default, validator=validator, metadata=metadata)
+
+
+def is_required(field: attrs.Attribute) -> bool:
+    """True for an option declared without a default: a spec must give it."""
+    return field.default is attrs.NOTHING
 
 
 def field_doc(field: attrs.Attribute) -> str:

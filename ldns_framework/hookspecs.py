@@ -24,7 +24,19 @@ def ldns_register_components(registrar: Any) -> None:
     ``data``, ``metric``; ``name`` is what specs write as ``type:``. Give an import string, not
     the class: discovery must stay fast and must not import torch-heavy modules. The class is
     imported when a spec uses it (or ``ldns plugins --verbose`` lists it) and must define
-    ``config_class``, a frozen attrs class whose fields all have defaults.
+    ``config_class``, a frozen attrs class of ``ldns_framework.option`` fields (an option
+    without a default is required: a spec that leaves it out gets ``section.key: required
+    option missing``).
+
+    Optional keywords of ``add``:
+
+    - ``default=True``: this component is the spec's type for its kind when a spec leaves
+      ``type`` out. Two installed defaults for one kind are an error naming both plugins,
+      raised when a spec needs the default.
+    - ``rank=<number>``: ordering hint; listings, and the evaluation's metrics, go by rank and
+      then name (unranked components come last).
+    - ``file_suffixes=(".npz",)``: for a data source that reads the one file named by its
+      ``path`` option, the suffixes it reads, so ``--data FILE`` picks it.
 
     Example::
 
@@ -61,4 +73,5 @@ def ldns_epoch_end(stage: str, epoch: int, record: dict) -> None:
 @hookspec
 def ldns_samples_written(path: Any, n_trials: int, sampler: str) -> None:
     """Called after generated samples were written to ``path`` (a ``pathlib.Path``; ``.npz``
-    today), with the number of trials and the sampler used (``ddpm``, ``ddim``, ``dpm-solver++``)."""
+    today), with the number of trials and the name of the sampler used (a key of the run's
+    generator's ``samplers``)."""

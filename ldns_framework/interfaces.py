@@ -187,7 +187,7 @@ class LatentGenerator(ConfigurableComponent, nn.Module, abc.ABC):
 
     @classmethod
     def describe_sampler(cls, sampler: str, options: Any) -> str:
-        """A short label for outputs and progress bars, e.g. ``dpm-solver++ (steps=25)``."""
+        """A short label for outputs and progress bars, e.g. ``heun (steps=25)``."""
         fields = attrs.asdict(options) if attrs.has(type(options)) else {}
         return sampler + (f" ({', '.join(f'{k}={v}' for k, v in fields.items())})" if fields else "")
 

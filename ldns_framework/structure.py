@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import attrs
 import cattrs
 
-from ldns_framework.config import COERCE_KEY, did_you_mean, expectation
+from ldns_framework.config import COERCE_KEY, did_you_mean, expectation, field_doc, is_required
 from ldns_framework.errors import SpecError, SpecErrors
 
 
@@ -74,12 +74,15 @@ def _structure_class(cls: type, data: Any, path: str, errors: list[SpecError]) -
     fields = {f.name: f for f in attrs.fields(attrs.resolve_types(cls))}
     for key in data:
         if key not in fields:
-            known = ", ".join(fields) or "none"
-            errors.append(SpecError(_join(path, str(key)), f"unknown key{did_you_mean(key, fields)}; known keys: {known}"))
+            known = f"known keys: {', '.join(fields)}" if fields else "this section takes no options"
+            errors.append(SpecError(_join(path, str(key)), f"unknown key{did_you_mean(key, fields)}; {known}"))
     n_errors = len(errors)
     kwargs = {}
     for name, field in fields.items():
         if name not in data:
+            if is_required(field):
+                doc = field_doc(field)
+                errors.append(SpecError(_join(path, name), "required option missing" + (f" ({doc})" if doc else "")))
             continue
         kwargs[name] = _structure_field(field, data[name], _join(path, name), errors)
     if len(errors) > n_errors or len(kwargs) < sum(1 for k in data if k in fields):

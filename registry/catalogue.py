@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Iterator
+from pathlib import PurePath
+from typing import Any, Iterable, Iterator
 
 import attrs
 
-from ldns_framework import PluginError
+from ldns_framework import DataError, PluginError
 from ldns_framework.config import did_you_mean
 
 KINDS = ("encoder", "observation", "generator", "conditioner", "data", "metric")
@@ -34,16 +35,33 @@ class Provider:
 
 @attrs.frozen
 class ComponentEntry:
+    """One registration: what ``Registrar.add`` recorded, and the plugin that called it."""
+
     kind: str
     name: str
     target: str
     summary: str
     provider: Provider
+    #: True: the spec's type for this kind when a spec leaves ``type`` out.
+    default: bool = False
+    #: Ordering hint: listings (and the evaluation's metrics) go by rank, then name; unranked last.
+    rank: float | None = None
+    #: For a data source that reads one file named by its ``path`` option: the suffixes it reads.
+    file_suffixes: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "target": self.target, "summary": self.summary,
                 "plugin": self.provider.plugin, "distribution": self.provider.distribution,
-                "version": self.provider.version}
+                "version": self.provider.version, "default": self.default, "rank": self.rank,
+                "file_suffixes": list(self.file_suffixes)}
+
+    def sort_key(self) -> tuple[bool, float, str]:
+        return (self.rank is None, 0.0 if self.rank is None else self.rank, self.name)
+
+    def where(self) -> str:
+        """``plugin 'x' (dist 1.0)``: who registered this entry, for error messages."""
+        dist = " ".join(p for p in (self.provider.distribution.strip("()"), self.provider.version) if p)
+        return f"plugin {self.provider.plugin!r} ({dist})"
 
 
 @attrs.frozen
@@ -75,10 +93,43 @@ class Catalogue:
         self._entries[key] = entry
 
     def __iter__(self) -> Iterator[ComponentEntry]:
-        return iter(sorted(self._entries.values(), key=lambda e: (KINDS.index(e.kind), e.name)))
+        return iter(sorted(self._entries.values(), key=lambda e: (KINDS.index(e.kind), e.sort_key())))
+
+    def entries(self, kind: str) -> list[ComponentEntry]:
+        """The entries of ``kind`` ordered by rank, then name (unranked ones last)."""
+        return sorted((e for e in self._entries.values() if e.kind == kind), key=ComponentEntry.sort_key)
 
     def names(self, kind: str) -> list[str]:
-        return sorted(name for k, name in self._entries if k == kind)
+        """Registered names of ``kind``, ordered by rank, then name (unranked ones last)."""
+        return [e.name for e in self.entries(kind)]
+
+    def default_type(self, kind: str) -> str | None:
+        """The name registered with ``default=True`` for ``kind``; None when no plugin declares one.
+
+        Two defaults for one kind are a conflict, raised here (when a spec needs the default) with
+        both providers named, like two registrations of one name.
+        """
+        defaults = [e for e in self.entries(kind) if e.default]
+        if len(defaults) > 1:
+            listed = " and ".join(f"{e.name!r} by {e.where()}" for e in defaults)
+            raise PluginError(f"{len(defaults)} {kind} defaults are registered: {listed}; name the type in the spec, "
+                              f"or disable one with --disable-plugin or LDNS_DISABLE_PLUGINS")
+        return defaults[0].name if defaults else None
+
+    def data_type_for_file(self, path: str | PurePath) -> str:
+        """The data source that reads a file like ``path``, chosen by the suffixes sources declare."""
+        name = PurePath(path).name.lower()
+        readers = [e for e in self.entries("data") if any(name.endswith(s) for s in e.file_suffixes)]
+        if len(readers) == 1:
+            return readers[0].name
+        suffix = PurePath(name).suffix
+        files = f"{suffix} files" if suffix else "files without a suffix"
+        if readers:
+            listed = " and ".join(f"{e.name!r} by {e.where()}" for e in readers)
+            raise DataError(str(path), f"{files} are read by {len(readers)} data sources, {listed}; "
+                                       f"use a spec whose data section names the type")
+        known = ", ".join(f"{s} ({e.name})" for e in self.entries("data") for s in e.file_suffixes) or "none"
+        raise DataError(str(path), f"no installed data source reads {files}; known suffixes: {known}")
 
     def get(self, kind: str, name: str) -> ComponentEntry | None:
         if (kind, name) in self.conflicts:
@@ -98,15 +149,30 @@ class Registrar:
         self._catalogue = catalogue
         self.provider = provider
 
-    def add(self, kind: str, name: str, target: str, *, summary: str = "") -> None:
-        """Register ``name`` of ``kind`` implemented by ``"package.module:ClassName"``."""
+    def add(self, kind: str, name: str, target: str, *, summary: str = "", default: bool = False,
+            rank: float | None = None, file_suffixes: Iterable[str] = ()) -> None:
+        """Register ``name`` of ``kind`` implemented by ``"package.module:ClassName"``.
+
+        ``default``: this is the spec's type for ``kind`` when a spec omits it. ``rank``: ordering
+        hint (listings and metric evaluation go by rank, then name). ``file_suffixes``: for a data
+        source reading the one file its ``path`` option names, the suffixes it reads (``".npz"``),
+        so ``--data FILE`` finds it.
+        """
         if kind not in KINDS:
             raise PluginError(f"plugin {self.provider.plugin!r} registers {name!r} under unknown kind {kind!r}{did_you_mean(kind, KINDS)}; kinds: {', '.join(KINDS)}")
         if not isinstance(name, str) or not name or "." in name or ":" in name:
             raise PluginError(f"plugin {self.provider.plugin!r}: component name must be a short name without '.' or ':', got {name!r}")
         if not isinstance(target, str) or target.count(":") != 1:
             raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r} target must be 'module.path:ClassName', got {target!r}")
-        self._catalogue.add(ComponentEntry(kind, name, target, summary, self.provider))
+        suffixes = (file_suffixes,) if isinstance(file_suffixes, str) else tuple(file_suffixes)
+        if suffixes and kind != "data":
+            raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r}: file_suffixes are for data sources only")
+        if not all(isinstance(s, str) and len(s) > 1 and s.startswith(".") for s in suffixes):
+            raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r}: file_suffixes must look like '.npz', got {list(suffixes)}")
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, float))):
+            raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r}: rank must be a number or None, got {rank!r}")
+        self._catalogue.add(ComponentEntry(kind, name, target, summary, self.provider, bool(default), rank,
+                                           tuple(s.lower() for s in suffixes)))
 
 
 def load_component_class(entry: ComponentEntry) -> type:
@@ -122,4 +188,7 @@ def load_component_class(entry: ComponentEntry) -> type:
         raise PluginError(f"{where}: {entry.target} is not a subclass of ldns_framework.{interface.__name__}")
     if not attrs.has(getattr(cls, "config_class", None)):
         raise PluginError(f"{where}: {entry.target}.config_class must be an attrs class")
+    if entry.file_suffixes and "path" not in attrs.fields_dict(cls.config_class):
+        raise PluginError(f"{where}: declares file_suffixes, so {entry.target}.config_class needs a 'path' option "
+                          f"(the file --data gives)")
     return cls

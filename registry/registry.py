@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from importlib import import_module, metadata
+from importlib import metadata
 from typing import Any, Iterable, Mapping
 
 import attrs
 import pluggy
 
 from ldns_framework import PLUGIN_API_VERSION, PROJECT_NAME, PluginError, SpecError, hookspecs
-from ldns_framework.spec import COMPONENT_SECTIONS, ComponentSpec, ResolvedSpec, resolve_spec
+from ldns_framework.config import did_you_mean
+from ldns_framework.errors import SpecErrors
+from ldns_framework.spec import COMPONENT_SECTIONS, SAMPLE_KEYS, ComponentSpec, ResolvedSpec, resolve_spec
 from ldns_framework.structure import structure_config
 
 from ldns_registry.catalogue import Catalogue, ComponentEntry, Provider, Registrar, load_component_class
@@ -141,6 +143,53 @@ class Registry:
     def component_class(self, kind: str, name: str) -> type:
         return load_component_class(self.entry(kind, name))
 
+    def names(self, kind: str) -> list[str]:
+        """Registered names of ``kind``, ordered by rank, then name (unranked ones last)."""
+        return self.catalogue.names(kind)
+
+    def default_type(self, kind: str) -> str | None:
+        """The type registered with ``default=True`` for ``kind``, or None; two defaults raise
+        :class:`PluginError` naming both providers."""
+        return self.catalogue.default_type(kind)
+
+    def data_type_for_file(self, path: str | os.PathLike) -> str:
+        """The data source declaring ``path``'s suffix (``file_suffixes``); it reads the file
+        given as its ``path`` option. A one-line DataError names the suffix and the known ones."""
+        return self.catalogue.data_type_for_file(os.fspath(path))
+
+    def sampler_options(self, generator_type: str, sampler: str | None, values: Mapping[str, Any],
+                        path: str) -> tuple[str, Any]:
+        """(sampler name, options object) for one of a generator's declared samplers.
+
+        ``sampler`` None means the generator's first (its default); ``values`` are structured into
+        that sampler's options class (absent keys take their defaults). Errors name
+        ``path.sampler`` or ``path.<key>`` and list what the generator or the sampler accepts.
+        """
+        cls = self.component_class("generator", generator_type)
+        samplers = dict(cls.samplers)
+        if not samplers:
+            raise PluginError(f"generator {generator_type!r} declares no samplers")
+        name = next(iter(samplers)) if sampler is None else sampler
+        if name not in samplers:
+            raise SpecError(f"{path}.sampler", f"unknown sampler {name!r} of generator {generator_type!r}"
+                                               f"{did_you_mean(name, samplers)}; its samplers: {', '.join(samplers)}")
+        options_class = samplers[name]
+        if not attrs.has(options_class):
+            raise PluginError(f"generator {generator_type!r}: the options of sampler {name!r} must be an attrs class, "
+                              f"got {options_class!r}")
+        fields = [f.name for f in attrs.fields(options_class)]
+        clash = sorted(set(fields) & set(SAMPLE_KEYS))
+        if clash:
+            raise PluginError(f"generator {generator_type!r}: options of sampler {name!r} may not be named "
+                              f"{', '.join(clash)} (the sample section's own keys)")
+        unknown = [str(key) for key in values if key not in fields]
+        if unknown:
+            known = (f"the options of sampler {name!r} of {generator_type!r} are: {', '.join(fields)}" if fields
+                     else f"sampler {name!r} of {generator_type!r} takes no options")
+            raise SpecErrors([SpecError(f"{path}.{key}", f"unknown option{did_you_mean(key, fields)}; {known}")
+                              for key in unknown])
+        return name, structure_config(options_class, values, path)
+
     # -- specs ---------------------------------------------------------------------------------
     def structure_component(self, kind: str, body: Mapping[str, Any], type_name: str, path: str) -> Any:
         """Config object for one component section (the callback :func:`resolve_spec` needs)."""
@@ -151,10 +200,12 @@ class Registry:
         return structure_config(cls.config_class, body, path)
 
     def resolve(self, raw: Mapping[str, Any]) -> ResolvedSpec:
-        return resolve_spec(raw, self.structure_component)
+        """Validate a raw spec against the registered components; defaults come from registrations."""
+        return resolve_spec(raw, self)
 
     def build(self, kind: str, section: Mapping[str, Any] | ComponentSpec, path: str | None = None, **context: Any) -> Any:
-        """Instantiate a component from a spec section (``{"type": ..., options}``) or a resolved one.
+        """Instantiate a component from a spec section (``{"type": ..., options}``; no type: the
+        kind's registered default) or a resolved one.
 
         ``context`` carries what the pipeline knows and the spec does not (``n_neurons``,
         ``latent_dim``); it is passed to the component's constructor as keyword arguments.
@@ -165,6 +216,8 @@ class Registry:
             body = dict(section)
             path = path or kind
             type_name = body.pop("type", None)
+            if type_name is None:
+                type_name = self.default_type(kind)
             if not isinstance(type_name, str):
                 raise SpecError(f"{path}.type", f"expected the name of a registered {kind}, got {type_name!r}")
             config = self.structure_component(kind, body, type_name, path)
@@ -176,5 +229,5 @@ class Registry:
         out = {}
         for section, component in spec.components.items():
             if component is not None:
-                out[section] = self.entry(COMPONENT_SECTIONS[section][0], component.type).as_dict()
+                out[section] = self.entry(COMPONENT_SECTIONS[section], component.type).as_dict()
         return out

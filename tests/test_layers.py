@@ -13,7 +13,7 @@ CORE, REGISTRY, PLUGINS = ROOT / "ldns_framework", ROOT / "registry", ROOT / "pl
 #: Core modules allowed to import the registry: the composition root.
 COMPOSITION_ROOT = {"cli.py", "pipeline.py", "pytest_plugin.py"}
 #: What a plugin may import from the core: the public API only.
-PUBLIC_CORE = {"ldns_framework", "ldns_framework.interfaces"}
+PUBLIC_CORE = {"ldns_framework", "ldns_framework.interfaces", "ldns_framework.nn"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -78,3 +78,36 @@ def test_public_api_names_resolve():
 
     for name in ldns_framework.__all__:
         assert getattr(ldns_framework, name) is not None
+
+
+def builtin_names() -> set[str]:
+    """Registered names of every built-in component and of every sampler a built-in generator declares."""
+    from ldns_registry import Registry
+
+    registry = Registry()
+    for package in PLUGIN_PACKAGES:
+        registry.register(__import__(f"ldns_plugins.{package.name}", fromlist=["_"]), package.name)
+    assert not registry.failures, registry.failures
+    names = {entry.name for entry in registry.catalogue}
+    for name in registry.names("generator"):
+        names |= set(registry.component_class("generator", name).samplers)
+    return names
+
+
+SAMPLER_WORDS = ("ddpm", "ddim", "dpm-solver")
+
+
+def test_core_names_no_builtin_component_or_sampler():
+    """Defaults, metric order and samplers come from registrations: the core spells no built-in name."""
+    names = builtin_names()
+    assert {"lorenz", "poisson", "latent-diffusion", "dpm-solver++", "ddpm"} <= names  # the scan sees them
+    found = []
+    for path in python_files(CORE):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            if node.value in names:
+                found.append(f"{where} {node.value!r}")
+            found += [f"{where} mentions {word!r}" for word in SAMPLER_WORDS if word in node.value.lower()]
+    assert not found, "the core names built-in plugins: " + "; ".join(found)

@@ -34,7 +34,7 @@ def _fractions_ok(_instance, _attribute, value) -> None:
 class ArraysConfig:
     """Options of the ``arrays`` data source."""
 
-    path: str = option("", doc="Path of the .npz file (required).")
+    path: str = option(doc="Path of the .npz file.")
     layout: str = option("trials time neurons", doc="Axis order of 'counts' in the file.",
                          choices=("trials time neurons", "trials neurons time", "neurons time trials",
                                   "time trials neurons", "neurons trials time", "time neurons trials"))

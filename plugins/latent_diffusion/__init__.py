@@ -8,4 +8,5 @@ from ldns_framework import hookimpl
 def ldns_register_components(registrar):
     registrar.add("generator", "latent-diffusion", "ldns_plugins.latent_diffusion.model:LatentDiffusion",
                   summary="DDPM on normalised latents with a bidirectional S4 adaLN-Zero denoiser, EMA weights, "
-                          "and ddpm / ddim / dpm-solver++ samplers (the LDNS reference).")
+                          "and dpm-solver++ / ddim / ddpm samplers (the LDNS reference).",
+                  default=True)

@@ -3,13 +3,15 @@
 
 Training (METHOD.md Sec. 3): t ~ U{0 .. train_steps-1}, eps ~ N(0, I), z_t = sqrt(ab_t) z_0 +
 sqrt(1 - ab_t) eps, loss = MSE or SmoothL1(eps_theta(z_t, t, c), eps) over valid bins. After each
-optimiser step the training engine calls :meth:`LatentDiffusion.update_ema`; :meth:`sample`
-uses the EMA weights, with the reference's 1000-step DDPM or a fast sampler (schedule.py).
+optimiser step the training engine calls :meth:`LatentDiffusion.after_optimizer_step` (the EMA
+update); :meth:`sample` uses the EMA weights, with one of the declared :attr:`~LatentDiffusion.samplers`:
+dpm-solver++ (the default), ddim, or the reference's 1000-step ddpm (schedule.py).
 
 Usage::
 
     import torch
     from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig
+    from ldns_plugins.latent_diffusion.schedule import DdimOptions
 
     model = LatentDiffusion(LatentDiffusionConfig(hidden=32, blocks=2), latent_dim=8)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
@@ -22,17 +24,19 @@ Usage::
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
-        model.update_ema()                                 # after every optimiser step
+        model.after_optimizer_step()                       # EMA update, after every optimiser step
 
     lengths = torch.full((16,), 256)                       # S4 is length-agnostic: 2x training length
     gen = torch.Generator().manual_seed(0)
     fast = model.sample(16, lengths, generator=gen)        # (16, 256, 8): dpm-solver++, 25 steps
+    few = model.sample(16, lengths, generator=gen, sampler="ddim", options=DdimOptions(steps=10))
     ref = model.sample(16, lengths, generator=gen, sampler="ddpm")  # all 1000 ancestral steps
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import attrs
 import torch
@@ -41,8 +45,7 @@ from torch import nn
 
 from ldns_framework import LatentGenerator, LdnsError, option
 from ldns_plugins.latent_diffusion.denoiser import Denoiser
-from ldns_plugins.latent_diffusion.s4 import cached_kernels
-from ldns_plugins.latent_diffusion.schedule import SAMPLERS, NoiseSchedule, run_sampler
+from ldns_plugins.latent_diffusion.schedule import SAMPLERS, NoiseSchedule, run_sampler, sampler_steps
 
 __all__ = ["InputError", "LatentDiffusion", "LatentDiffusionConfig", "ema_decay"]
 
@@ -126,6 +129,8 @@ class LatentDiffusion(LatentGenerator):
 
     config_class = LatentDiffusionConfig
     tags = frozenset({"supports_mask", "length_agnostic"})
+    #: dpm-solver++ (default, ``steps``), ddim (``steps``), ddpm (all train_steps, no options).
+    samplers = SAMPLERS
 
     def __init__(self, config: LatentDiffusionConfig | None = None, *, latent_dim: int,
                  condition_kind: str | None = None, condition_dim: int = 0) -> None:
@@ -184,9 +189,9 @@ class LatentDiffusion(LatentGenerator):
         return {"loss": loss}
 
     @torch.no_grad()
-    def update_ema(self) -> float:
+    def after_optimizer_step(self) -> float:
         """One EMA step, ema <- d ema + (1 - d) live with d = :func:`ema_decay` (updates so far);
-        call after every optimiser step. Returns d."""
+        the training engine calls it after every optimiser step. Returns d."""
         decay = ema_decay(int(self.ema_updates), power=self.config.ema_power, max_decay=self.config.ema_max_decay)
         live = dict(self.denoiser.named_parameters())
         for name, average in self.ema.named_buffers():
@@ -198,55 +203,46 @@ class LatentDiffusion(LatentGenerator):
 
     @torch.no_grad()
     def sample(self, n: int, lengths: torch.Tensor, condition: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, *, sampler: str = "dpm-solver++", steps: int = 25,
-               batch_size: int | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, *, sampler: str | None = None,
+               options: Any = None) -> torch.Tensor:
         """Draw ``n`` normalised latent trials with the EMA weights -> (n, max(lengths), D) float32,
         zero past each trial's length, clamped to [-clamp, clamp] when ``clamp`` is set.
 
         lengths (n,) long; condition (n, dim) for a vector condition or (n, max(lengths), dim) for a
-        sequence condition. ``sampler`` is 'ddpm', 'ddim' or 'dpm-solver++' (a run's spec chooses it in
-        its ``sample`` section); ddpm ignores ``steps`` and always runs all train_steps (the reference). Trials are drawn ``batch_size`` at a time
-        (default: all at once), in order, from ``generator`` (the global RNG when None), so a seed
-        gives the same samples for the same batch_size. With ``mask_channel`` the denoiser sees each
-        trial's mask; without it all trials are sampled at max(lengths) and cut (LDNS_NOTES 1.6, 1.8).
+        sequence condition. ``sampler`` is a key of :attr:`samplers` (None: dpm-solver++) and
+        ``options`` an instance of its options class (None: its defaults); ddpm always runs all
+        train_steps (the reference). Every draw comes from ``generator`` (the global RNG when None).
+        With ``mask_channel`` the denoiser sees each trial's mask; without it all trials are sampled
+        at max(lengths) and cut (LDNS_NOTES 1.6, 1.8).
         """
-        if sampler not in SAMPLERS:
-            raise InputError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
-        steps = self.config.train_steps if sampler == "ddpm" else steps
-        if not 1 <= steps <= self.config.train_steps:
-            raise InputError(f"steps: expected 1 <= steps <= train_steps={self.config.train_steps}, got {steps}")
+        sampler = next(iter(self.samplers)) if sampler is None else sampler
+        options = self.samplers[sampler]() if options is None and sampler in self.samplers else options
+        try:
+            sampler_steps(sampler, options, self.config.train_steps)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1).cpu()
         if lengths.numel() != n or n < 1 or int(lengths.min()) < 1:
             raise InputError(f"lengths: expected {n} lengths >= 1 (one per trial), got {lengths.tolist()}")
         length = int(lengths.max())
         kwargs = self._check_condition(condition, n, length)
         device = self.ema_updates.device
-        mask = torch.arange(length)[None, :] < lengths[:, None]  # (n, T)
-        batch_size = n if batch_size is None else batch_size
-        if batch_size < 1:
-            raise InputError(f"batch_size: expected >= 1, got {batch_size}")
+        mask = (torch.arange(length)[None, :] < lengths[:, None]).to(device)  # (n, T)
+        kwargs = {k: v.to(device) for k, v in kwargs.items()}
+
+        def denoise(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            output = self.ema(z, t, mask=mask if self.config.mask_channel else None, **kwargs)  # (n, T, D)
+            if self.config.x0_clip is None:
+                return output
+            return self.schedule.clip_prediction(output, z, t, self.config.x0_clip)
 
         was_training = self.training
         self.eval()
         try:
-            chunks = []
-            with cached_kernels(self.ema):
-                for start in range(0, n, batch_size):
-                    part = slice(start, min(n, start + batch_size))
-                    part_mask = mask[part].to(device)  # (b, T)
-                    part_kwargs = {k: v[part].to(device) for k, v in kwargs.items()}
-
-                    def denoise(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                        output = self.ema(z, t, mask=part_mask if self.config.mask_channel else None,
-                                          **part_kwargs)  # (b, T, D)
-                        if self.config.x0_clip is None:
-                            return output
-                        return self.schedule.clip_prediction(output, z, t, self.config.x0_clip)
-
-                    z = run_sampler(denoise, (part_mask.shape[0], length, self.latent_dim), schedule=self.schedule,
-                                    sampler=sampler, steps=steps, generator=generator, device=device)  # (b, T, D)
-                    chunks.append(z * part_mask[..., None])  # (b, T, D): zero past each length
-            latents = torch.cat(chunks).float()  # (n, T, D)
+            # eval mode, no grad: each S4D layer computes its kernel once per length (ldns_framework.nn)
+            z = run_sampler(denoise, (n, length, self.latent_dim), schedule=self.schedule, sampler=sampler,
+                            options=options, generator=generator, device=device)  # (n, T, D)
+            latents = (z * mask[..., None]).float()  # (n, T, D): zero past each length
         finally:
             self.train(was_training)
         if self.config.clamp is not None:

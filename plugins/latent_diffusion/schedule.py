@@ -8,12 +8,13 @@ Forward process (Ho et al. 2020), linear betas over ``train_steps`` steps (refer
 The network predicts eps (the reference) or v = sqrt(ab) eps - sqrt(1 - ab) z_0 (Salimans & Ho
 2022), which at high noise is close to -z_0, so errors of an under-trained network are not
 amplified by 1/sqrt(ab) into the clean latents. Samplers, all from diffusers (imported on first
-use: it takes seconds), configured with the same betas and prediction target and no clipping:
+use: it takes seconds), configured with the same betas and prediction target and no clipping;
+:data:`SAMPLERS` maps each name to its options class, the first being the default:
 
-- ``ddpm``: ancestral DDPM over all training steps, variance "fixed_small" (the reference).
+- ``dpm-solver++``: multistep DPM-Solver++ of order 2 (Lu et al. 2022), ``steps`` steps.
 - ``ddim``: deterministic DDIM (eta 0), ``steps`` steps, "trailing" spacing so the first step
   starts at t = train_steps - 1 (Lin et al. 2024).
-- ``dpm-solver++``: multistep DPM-Solver++ of order 2 (Lu et al. 2022), ``steps`` steps.
+- ``ddpm``: ancestral DDPM over all training steps, variance "fixed_small" (the reference); no options.
 
 Every random draw (initial noise, DDPM's per-step noise) comes from the caller's torch.Generator.
 """
@@ -23,11 +24,35 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
+import attrs
 import torch
 
-__all__ = ["SAMPLERS", "NoiseSchedule", "make_scheduler", "run_sampler"]
+from ldns_framework import option
 
-SAMPLERS = ("ddpm", "ddim", "dpm-solver++")
+__all__ = ["SAMPLERS", "DdimOptions", "DdpmOptions", "DpmSolverOptions", "NoiseSchedule", "make_scheduler", "run_sampler", "sampler_steps"]
+
+
+@attrs.frozen
+class DpmSolverOptions:
+    """Multistep DPM-Solver++ of order 2 (Lu et al. 2022): few steps, the fast default."""
+
+    steps: int = option(25, doc="Solver steps (denoiser evaluations), at most the generator's train_steps.", ge=1)
+
+
+@attrs.frozen
+class DdimOptions:
+    """Deterministic DDIM (eta 0) with trailing timestep spacing (Song et al. 2021; Lin et al. 2024)."""
+
+    steps: int = option(25, doc="DDIM steps (denoiser evaluations), at most the generator's train_steps.", ge=1)
+
+
+@attrs.frozen
+class DdpmOptions:
+    """Ancestral DDPM over every training step (the reference; Ho et al. 2020): nothing to choose."""
+
+
+#: Sampler name -> options class; the first is the default (the generator's ``samplers``).
+SAMPLERS: dict[str, type] = {"dpm-solver++": DpmSolverOptions, "ddim": DdimOptions, "ddpm": DdpmOptions}
 PREDICTIONS = ("epsilon", "v_prediction")
 
 #: denoise(z_t (B, T, D), t (B,) long) -> predicted eps or v (B, T, D)
@@ -86,27 +111,38 @@ class NoiseSchedule:
                 "beta_schedule": "linear", "prediction_type": self.prediction}
 
 
-def make_scheduler(sampler: str, schedule: NoiseSchedule, steps: int, device: torch.device | str = "cpu") -> Any:
-    """A diffusers scheduler for ``sampler`` with its timesteps set (ddpm ignores ``steps``: all of them)."""
+def sampler_steps(sampler: str, options: Any, train_steps: int) -> int:
+    """Denoiser evaluations of ``sampler`` with ``options`` (an instance of ``SAMPLERS[sampler]``):
+    ``options.steps``, or every training step for ddpm; a ValueError names a bad sampler, options or steps."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
+    if not isinstance(options, SAMPLERS[sampler]):
+        raise ValueError(f"options: expected a {SAMPLERS[sampler].__name__} for sampler {sampler!r}, got {options!r}")
+    steps = train_steps if sampler == "ddpm" else options.steps
+    if not 1 <= steps <= train_steps:
+        raise ValueError(f"steps: expected 1 <= steps <= train_steps={train_steps}, got {steps}")
+    return steps
+
+
+def make_scheduler(sampler: str, schedule: NoiseSchedule, options: Any = None, device: torch.device | str = "cpu") -> Any:
+    """A diffusers scheduler for ``sampler`` (options: an instance of ``SAMPLERS[sampler]``, None =
+    its defaults) with its timesteps set (:func:`sampler_steps`)."""
+    options = SAMPLERS[sampler]() if options is None and sampler in SAMPLERS else options
+    steps = sampler_steps(sampler, options, schedule.train_steps)
     common = schedule.diffusers_options()
     if sampler == "ddpm":
         from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
         scheduler = DDPMScheduler(**common, variance_type="fixed_small", clip_sample=False)
-        steps = schedule.train_steps
     elif sampler == "ddim":
         from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 
         scheduler = DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
-    elif sampler == "dpm-solver++":
+    else:
         from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
 
         scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
                                                 thresholding=False, lower_order_final=True)
-    else:
-        raise ValueError(f"sampler: expected one of {', '.join(map(repr, SAMPLERS))}, got {sampler!r}")
-    if not 1 <= steps <= schedule.train_steps:
-        raise ValueError(f"steps: expected 1 <= steps <= train_steps={schedule.train_steps}, got {steps}")
     with warnings.catch_warnings():  # diffusers' np.array(tensor) trips a numpy 2 DeprecationWarning
         warnings.filterwarnings("ignore", message=".*__array__ implementation", category=DeprecationWarning)
         scheduler.set_timesteps(steps, device=device)
@@ -114,10 +150,10 @@ def make_scheduler(sampler: str, schedule: NoiseSchedule, steps: int, device: to
 
 
 def run_sampler(denoise: DenoiseFn, shape: tuple[int, int, int], *, schedule: NoiseSchedule, sampler: str,
-                steps: int, generator: torch.Generator | None = None,
+                options: Any = None, generator: torch.Generator | None = None,
                 device: torch.device | str = "cpu") -> torch.Tensor:
     """Integrate the reverse process from z_T ~ N(0, I) of ``shape`` (B, T, D); returns z_0 (B, T, D) float32."""
-    scheduler = make_scheduler(sampler, schedule, steps, device)
+    scheduler = make_scheduler(sampler, schedule, options, device)
     z = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)  # (B, T, D)
     z = z * scheduler.init_noise_sigma  # 1 for these variance-preserving schedulers
     for t in scheduler.timesteps:

@@ -6,4 +6,5 @@ from ldns_framework import hookimpl
 @hookimpl
 def ldns_register_components(registrar):
     registrar.add("data", "lorenz", "ldns_plugins.lorenz.source:LorenzSource",
-                  summary="Synthetic Poisson spikes from a 3-d Lorenz attractor, with true latents and rates.")
+                  summary="Synthetic Poisson spikes from a 3-d Lorenz attractor, with true latents and rates.",
+                  default=True)

@@ -6,4 +6,4 @@ from ldns_framework import hookimpl
 @hookimpl
 def ldns_register_components(registrar):
     registrar.add("conditioner", "none", "ldns_plugins.none_conditioner.conditioner:NoCondition",
-                  summary="Unconditional generation (no condition tensor).")
+                  summary="Unconditional generation (no condition tensor).", default=True)

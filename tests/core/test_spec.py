@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import copy
 
+import attrs
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ldns_framework import SpecError
+from ldns_framework import SpecError, hookimpl, option
+from ldns_framework.config import is_required
 from ldns_framework.errors import SpecErrors
-from ldns_framework.spec import apply_overrides, load_spec_file, parse_override
-from toy_components import TOY_SPEC
+from ldns_framework.spec import COMPONENT_SECTIONS, SampleSpec, apply_overrides, load_spec_file, parse_override
+from ldns_framework.structure import structure_config
+from ldns_plugins.latent_diffusion.schedule import DdimOptions, DpmSolverOptions
+from ldns_registry import Registry
+from toy_components import TOY_SPEC, ToyPlugin
 
 
 def test_defaults_fill_every_key(toy_registry):
@@ -24,7 +29,8 @@ def test_defaults_fill_every_key(toy_registry):
     assert resolved["generator"]["sampler"] == {"name": "ddim", "steps": 25}
     assert resolved["train"]["encoder"]["grad_clip"] == 2.0
     assert resolved["train"]["generator"]["grad_clip"] == 1.0
-    assert resolved["sample"]["sampler"] == "dpm-solver++"
+    assert set(resolved["train"]) == {"encoder", "generator"}
+    assert resolved["sample"] == {"sampler": "ancestral", "n": 1000, "batch_size": 256}  # the base class's sampler
     assert resolved["run"]["device"] == "auto"
 
 
@@ -92,12 +98,6 @@ def test_unknown_key_wrong_type_and_negative_size_each_give_one_line(toy_registr
     assert all("\n" not in line for line in lines)
 
 
-def test_cross_component_agreement(toy_registry):
-    raw = {**TOY_SPEC, "encoder": {"type": "toy-encoder", "latent_dim": 8}}
-    (line,) = _errors(toy_registry, raw)
-    assert line == "generator.latent_dim: must agree across sections, got encoder.latent_dim=8, generator.latent_dim=4"
-
-
 def test_load_spec_file_errors(tmp_path):
     with pytest.raises(SpecError, match="spec file not found"):
         load_spec_file(tmp_path / "missing.yaml")
@@ -125,7 +125,7 @@ LEAVES = {
     ("generator", "sampler", "name"): "choice",
     ("train", "encoder", "lr"): "float",
     ("train", "generator", "epochs"): "int",
-    ("sample", "steps"): "int",
+    ("sample", "n"): "int",
     ("run", "device"): "str",
 }
 WRONG_VALUES = {
@@ -161,3 +161,119 @@ def test_round_trip_holds_for_any_valid_values(toy_registry, hidden, steps, lr, 
            "generator": {"type": "toy-generator", "sampler": {"steps": steps}}, "train": {"encoder": {"lr": lr}}}
     spec = toy_registry.resolve(raw)
     assert toy_registry.resolve(yaml.safe_load(spec.to_yaml())) == spec
+
+
+# --- defaults from registrations ----------------------------------------------------------------
+
+class SecondDefaultPlugin:
+    @hookimpl
+    def ldns_register_components(self, registrar):
+        registrar.add("data", "other-data", "toy_components:ToyData", summary="toy", default=True)
+
+
+def test_section_types_default_to_the_registered_defaults(toy_registry):
+    spec = toy_registry.resolve({})
+    for section, kind in COMPONENT_SECTIONS.items():
+        assert spec.components[section].type == toy_registry.default_type(kind)
+    assert toy_registry.resolve({"data": {"n_trials": 12}}).components["data"].config.n_trials == 12
+
+
+def test_two_defaults_for_one_kind_fail_only_when_a_spec_needs_one(toy_registry):
+    toy_registry.register(SecondDefaultPlugin(), "second")
+    (line,) = _errors(toy_registry, {"data": {"n_trials": 12}})
+    assert line.startswith("data.type: 2 data defaults are registered: ")
+    assert "'lorenz' by plugin 'lorenz' (ldns-framework" in line and "'other-data' by plugin 'second' (in-process)" in line
+    assert toy_registry.resolve({"data": {"type": "toy-data"}}).components["data"].type == "toy-data"
+
+
+def test_a_kind_without_a_default_needs_its_type():
+    registry = Registry()
+    registry.register(ToyPlugin(), "toy")
+    lines = _errors(registry, {"data": {"type": "toy-data"}, "generator": None})
+    assert "encoder.type: required: no installed plugin declares a default encoder; known: toy-encoder" in lines
+
+
+# --- the sample section: the generator's samplers ---------------------------------------------
+
+DIFFUSION = {**TOY_SPEC, "generator": {"type": "latent-diffusion"}}
+
+
+def test_sample_section_is_the_generators_sampler_and_its_options(toy_registry):
+    spec = toy_registry.resolve({**DIFFUSION, "sample": {"sampler": "ddim", "steps": 7, "n": 5}})
+    assert spec.sample == SampleSpec(n=5, batch_size=256, sampler="ddim", options=DdimOptions(steps=7))
+    assert spec.to_dict()["sample"] == {"sampler": "ddim", "steps": 7, "n": 5, "batch_size": 256}
+    assert toy_registry.resolve(yaml.safe_load(spec.to_yaml())) == spec
+    default = toy_registry.resolve({**DIFFUSION, "sample": {"sampler": None, "n": 5}}).sample
+    assert (default.sampler, default.options) == ("dpm-solver++", DpmSolverOptions(steps=25))
+    assert toy_registry.resolve({**DIFFUSION, "sample": {"steps": 9}}).sample.options == DpmSolverOptions(steps=9)
+
+
+def test_sample_section_errors_name_the_key_and_the_samplers_options(toy_registry):
+    assert _errors(toy_registry, {**DIFFUSION, "sample": {"sampler": "ddpm", "steps": 3}}) == [
+        "sample.steps: unknown option; sampler 'ddpm' of 'latent-diffusion' takes no options"]
+    assert _errors(toy_registry, {**DIFFUSION, "sample": {"stps": 3, "n": 0}}) == [
+        "sample.n: expected int >= 1, got 0",
+        "sample.stps: unknown option (did you mean 'steps'?); the options of sampler 'dpm-solver++' of "
+        "'latent-diffusion' are: steps"]
+    (line,) = _errors(toy_registry, {**DIFFUSION, "sample": {"sampler": "dim"}})
+    assert line == ("sample.sampler: unknown sampler 'dim' of generator 'latent-diffusion' (did you mean 'ddim'?); "
+                    "its samplers: dpm-solver++, ddim, ddpm")
+    assert _errors(toy_registry, {**DIFFUSION, "sample": {"sampler": "ddim", "steps": "many"}}) == [
+        "sample.steps: expected int >= 1, got 'many'"]
+
+
+def test_without_a_generator_the_sample_section_takes_only_its_sizes(toy_registry):
+    spec = toy_registry.resolve({**TOY_SPEC, "generator": None, "sample": {"n": 4}})
+    assert spec.sample == SampleSpec(n=4, batch_size=256) and spec.to_dict()["sample"] == {"n": 4, "batch_size": 256}
+    assert toy_registry.resolve(yaml.safe_load(spec.to_yaml())) == spec
+    assert _errors(toy_registry, {**TOY_SPEC, "generator": None, "sample": {"sampler": "ddim", "steps": 4}}) == [
+        "sample.sampler: this spec has no generator (generator: null), so the sample section takes only n, batch_size",
+        "sample.steps: this spec has no generator (generator: null), so the sample section takes only n, batch_size"]
+
+
+def test_sampler_options_for_the_command_line(toy_registry):
+    assert toy_registry.sampler_options("latent-diffusion", None, {}, "sample") == ("dpm-solver++", DpmSolverOptions())
+    assert toy_registry.sampler_options("latent-diffusion", "ddim", {"steps": 3}, "--") == ("ddim", DdimOptions(3))
+    with pytest.raises(SpecErrors, match=r"^--\.steps: unknown option; sampler 'ddpm' of 'latent-diffusion' takes no options$"):
+        toy_registry.sampler_options("latent-diffusion", "ddpm", {"steps": 3}, "--")
+
+
+# --- removed and switched keys, required options ---------------------------------------------------
+
+def test_train_observation_was_removed_with_a_clear_error(toy_registry):
+    (line,) = _errors(toy_registry, {**TOY_SPEC, "train": {"observation": {"epochs": 3, "lr": 0.1}}})
+    assert line.startswith("train.observation: removed (it was never read): train has only the encoder and "
+                           "generator stages")
+
+
+FILE = {"data": {"type": "toy-data", "n_trials": 10, "length": 4}, "encoder": {"type": "toy-encoder"}}
+
+
+def test_switching_a_type_drops_the_old_types_keys_with_a_note(toy_registry):
+    notes: list[str] = []
+    raw = apply_overrides(FILE, ["data.type=arrays", "data.path=x.npz"], notes)
+    assert raw["data"] == {"type": "arrays", "path": "x.npz"} and FILE["data"]["n_trials"] == 10
+    assert notes == ["data.type: switched from 'toy-data' to 'arrays'; dropped the file's data keys of 'toy-data': "
+                     "n_trials, length"]
+    assert toy_registry.resolve(raw).components["data"].config.path == "x.npz"
+    # keys --set gives are kept, whatever their order; the same type or an untyped section keeps everything
+    assert apply_overrides(FILE, ["data.length=5", "data.type=arrays"])["data"] == {"type": "arrays", "length": 5}
+    assert apply_overrides(FILE, ["data.type=toy-data"], notes)["data"] == FILE["data"]
+    assert apply_overrides({"data": {"n_trials": 3}}, ["data.type=arrays"])["data"] == {"n_trials": 3, "type": "arrays"}
+    assert len(notes) == 1
+
+
+@attrs.frozen
+class RequiredConfig:
+    layout: str = option("trials time neurons", doc="axis order")
+    path: str = option(doc="Path of the session file.")
+    session: int = option(doc="", ge=0)
+
+
+def test_a_missing_required_option_names_the_key_and_its_doc():
+    with pytest.raises(SpecErrors) as info:
+        structure_config(RequiredConfig, {"layout": "x"}, "data")
+    assert [str(e) for e in info.value.errors] == ["data.path: required option missing (Path of the session file.)",
+                                                   "data.session: required option missing"]
+    assert structure_config(RequiredConfig, {"path": "a", "session": 2}, "data") == RequiredConfig(path="a", session=2)
+    assert [is_required(f) for f in attrs.fields(RequiredConfig)] == [False, True, True]

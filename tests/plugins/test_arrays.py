@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import ldns_plugins.arrays as arrays_plugin
 from ldns_framework import DataError
+from ldns_framework.errors import SpecErrors
+from ldns_registry import Registry
 from ldns_plugins.arrays.source import ArraysConfig, ArraysSource
 
 
@@ -57,6 +60,14 @@ def test_pickled_objects_are_refused(tmp_path):
 
 def test_config_requires_a_path_and_valid_fractions():
     with pytest.raises(ValueError, match="path: expected the path of an .npz file"):
-        ArraysConfig()
+        ArraysConfig(path="")
     with pytest.raises(ValueError, match="summing to 1"):
         ArraysConfig(path="x.npz", split=(0.5, 0.5, 0.5))
+
+
+def test_registration_declares_the_npz_suffix_and_a_required_path():
+    registry = Registry()
+    registry.register(arrays_plugin, "arrays")
+    assert registry.data_type_for_file("/data/Session.NPZ") == "arrays"
+    with pytest.raises(SpecErrors, match=r"^data.path: required option missing \(Path of the .npz file.\)$"):
+        registry.structure_component("data", {}, "arrays", "data")

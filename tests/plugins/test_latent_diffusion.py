@@ -1,17 +1,19 @@
-"""The latent-diffusion generator: S4D, denoiser, noise schedule, loss, EMA, samplers, conditions."""
+"""The latent-diffusion generator: denoiser, noise schedule, loss, EMA, samplers, conditions (the S4D layer:
+tests/core/test_nn.py)."""
 
 from __future__ import annotations
 
 import math
 
+import attrs
 import pytest
 import torch
 
 from plugin_helpers import registered_classes
 from ldns_plugins.latent_diffusion.denoiser import Denoiser, DenoiserBlock, timestep_embedding
 from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig, ema_decay
-from ldns_plugins.latent_diffusion.s4 import S4D, _powers, cached_kernels, convolve, convolve_direct
-from ldns_plugins.latent_diffusion.schedule import SAMPLERS, NoiseSchedule, make_scheduler, run_sampler
+from ldns_plugins.latent_diffusion.schedule import (SAMPLERS, DdimOptions, DpmSolverOptions, NoiseSchedule,
+                                                    make_scheduler, run_sampler)
 
 T, D = 32, 4
 TINY = {"hidden": 16, "blocks": 1, "state_size": 8}
@@ -20,6 +22,11 @@ TINY = {"hidden": 16, "blocks": 1, "state_size": 8}
 def make_model(condition_kind: str | None = None, condition_dim: int = 0, **options) -> LatentDiffusion:
     return LatentDiffusion(LatentDiffusionConfig(**{**TINY, **options}), latent_dim=D,
                            condition_kind=condition_kind, condition_dim=condition_dim)
+
+
+def with_steps(sampler: str, steps: int):
+    """The options of ``sampler`` with ``steps`` steps (ddpm has no options: all training steps)."""
+    return SAMPLERS[sampler]() if sampler == "ddpm" else SAMPLERS[sampler](steps=steps)
 
 
 def lengths_mask(lengths: list[int], length: int = T) -> torch.Tensor:
@@ -50,30 +57,14 @@ def test_registers_the_generator() -> None:
     assert (kind, name, cls) == ("generator", "latent-diffusion", LatentDiffusion)
 
 
-# --- S4D and the denoiser ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("bidirectional", [True, False])
-def test_s4d_fft_convolution_matches_the_direct_sum(bidirectional: bool) -> None:
-    layer = S4D(3, state_size=8, bidirectional=bidirectional)
-    u = torch.randn(2, 3, 12)  # (B, H, L)
-    with torch.no_grad():
-        kernel = layer.kernel(12)
-        torch.testing.assert_close(convolve(u, kernel, layer.d), convolve_direct(u, kernel, layer.d),
-                                   rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(layer.kernel(24)[..., :12], kernel, rtol=1e-5, atol=1e-6)  # length-agnostic
-        with cached_kernels(layer):
-            torch.testing.assert_close(layer(u), layer(u))
-            assert 12 in layer._cache
-        assert layer._cache is None
+def test_declares_its_samplers_with_the_fast_one_first() -> None:
+    assert list(LatentDiffusion.samplers) == ["dpm-solver++", "ddim", "ddpm"]
+    assert LatentDiffusion.samplers["dpm-solver++"]().steps == 25 and LatentDiffusion.samplers["ddim"]().steps == 25
+    assert not attrs.fields(LatentDiffusion.samplers["ddpm"])  # all training steps: nothing to choose
+    assert LatentDiffusion.describe_sampler("ddim", DdimOptions(steps=10)) == "ddim (steps=10)"
 
 
-def test_s4d_kernel_powers_match_the_direct_exponentials() -> None:
-    layer = S4D(3, state_size=8)
-    dt_a = torch.complex(-layer.log_neg_real.exp(), layer.imag) * layer.log_dt.exp()[:, None]  # (H, N/2)
-    for length in (1, 2, 7, 37):
-        direct = torch.exp(dt_a[..., None] * torch.arange(length))  # (H, N/2, L)
-        torch.testing.assert_close(_powers(dt_a.detach(), length), direct.detach(), rtol=1e-5, atol=1e-5)
-
+# --- the denoiser --------------------------------------------------------------------------------
 
 def test_untrained_block_is_the_identity() -> None:
     block = DenoiserBlock(16, state_size=8)
@@ -130,7 +121,7 @@ def test_noise_schedule_matches_its_formulas() -> None:
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_every_sampler_shares_the_training_schedule(sampler: str) -> None:
     schedule = NoiseSchedule(1000, 1e-4, 0.02)
-    scheduler = make_scheduler(sampler, schedule, steps=20)
+    scheduler = make_scheduler(sampler, schedule, with_steps(sampler, 20))
     torch.testing.assert_close(scheduler.alphas_cumprod, schedule.alphas_cumprod)
     assert scheduler.config.prediction_type == "epsilon"
     assert not scheduler.config.get("clip_sample", False) and not scheduler.config.get("thresholding", False)
@@ -149,7 +140,7 @@ def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler: str, steps
         ab = schedule.alphas_cumprod[t][:, None, None]
         return (1 - ab).sqrt() * z / (ab * s**2 + 1 - ab)
 
-    z = run_sampler(exact, (256, 8, 2), schedule=schedule, sampler=sampler, steps=steps or 1000,
+    z = run_sampler(exact, (256, 8, 2), schedule=schedule, sampler=sampler, options=with_steps(sampler, steps),
                     generator=torch.Generator().manual_seed(0))
     assert abs(z.std().item() - s) < tolerance * s and abs(z.mean().item()) < 0.05
 
@@ -198,7 +189,7 @@ def test_ema_decay_warm_up() -> None:
     assert math.isclose(ema_decay(5, power=0.5), 1 - 5 ** -0.5)
 
 
-def test_update_ema_moves_towards_the_live_weights() -> None:
+def test_after_optimizer_step_moves_the_ema_towards_the_live_weights() -> None:
     model = make_model(ema_max_decay=0.995)
     model.ema_updates.fill_(10)
     with torch.no_grad():
@@ -206,13 +197,13 @@ def test_update_ema_moves_towards_the_live_weights() -> None:
             p.add_(torch.randn_like(p))
     before = {k: v.clone() for k, v in model.ema.named_buffers()}
     live = dict(model.denoiser.named_parameters())
-    decay = model.update_ema()
+    decay = model.after_optimizer_step()
     assert math.isclose(decay, 1 - 10 ** (-2 / 3)) and int(model.ema_updates) == 11
     for name, value in model.ema.named_buffers():
         torch.testing.assert_close(value, decay * before[name] + (1 - decay) * live[name].detach())
 
     model.ema_updates.fill_(10**8)
-    assert model.update_ema() == 0.995
+    assert model.after_optimizer_step() == 0.995
 
 
 def test_ema_weights_live_in_the_state_dict() -> None:
@@ -221,7 +212,7 @@ def test_ema_weights_live_in_the_state_dict() -> None:
         with torch.no_grad():
             for p in model.denoiser.parameters():
                 p.add_(0.1)
-        model.update_ema()
+        model.after_optimizer_step()
     state = model.state_dict()
     live_keys = {k[len("denoiser."):] for k in state if k.startswith("denoiser.")}
     ema_keys = {k[len("ema."):] for k in state if k.startswith("ema.")}
@@ -240,7 +231,8 @@ def test_sample_shapes_padding_and_longer_lengths(sampler: str) -> None:
     model.training_loss(torch.randn(2, T, D), lengths_mask([T, T]), None)  # trains at length T
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     lengths = torch.tensor([2 * T, 20, 1])
-    z = model.sample(3, lengths, generator=torch.Generator().manual_seed(0), sampler=sampler, steps=8)
+    z = model.sample(3, lengths, generator=torch.Generator().manual_seed(0), sampler=sampler,
+                     options=with_steps(sampler, 8))
     assert z.shape == (3, 2 * T, D) and z.dtype == torch.float32
     assert torch.isfinite(z).all() and (z.abs() <= 5.0).all()
     assert (z[1, 20:] == 0).all() and (z[2, 1:] == 0).all() and (z[0] != 0).all()
@@ -251,7 +243,7 @@ def test_sample_shapes_padding_and_longer_lengths(sampler: str) -> None:
 
 def test_sample_with_mask_channel_zeroes_the_tail() -> None:
     model = make_model(mask_channel=True, clamp=None)
-    z = model.sample(2, torch.tensor([T, 10]), generator=torch.Generator().manual_seed(0), steps=5)
+    z = model.sample(2, torch.tensor([T, 10]), generator=torch.Generator().manual_seed(0), options=DpmSolverOptions(5))
     assert z.shape == (2, T, D) and (z[1, 10:] == 0).all() and (z[1, :10] != 0).all()
 
 
@@ -259,35 +251,40 @@ def test_sample_is_reproducible_per_seed() -> None:
     model = make_model(train_steps=50)
     lengths = torch.full((4,), T)
 
-    def draw(seed: int, sampler: str, **options) -> torch.Tensor:
-        return model.sample(4, lengths, generator=torch.Generator().manual_seed(seed), sampler=sampler, **options)
+    def draw(seed: int, sampler: str | None, options=None) -> torch.Tensor:
+        return model.sample(4, lengths, generator=torch.Generator().manual_seed(seed), sampler=sampler, options=options)
 
     for sampler in ("ddpm", "dpm-solver++"):
         torch.testing.assert_close(draw(3, sampler), draw(3, sampler), rtol=0, atol=0)
         assert not torch.allclose(draw(3, sampler), draw(4, sampler))
-    torch.testing.assert_close(draw(3, "ddim", batch_size=2), draw(3, "ddim", batch_size=2), rtol=0, atol=0)
-    torch.testing.assert_close(draw(3, "ddpm", steps=7), draw(3, "ddpm"), rtol=0, atol=0)  # ddpm: all steps
+    torch.testing.assert_close(draw(3, None), draw(3, "dpm-solver++", DpmSolverOptions(steps=25)), rtol=0, atol=0)
+    few, many = draw(3, "ddim", DdimOptions(steps=2)), draw(3, "ddim", DdimOptions(steps=10))
+    assert not torch.allclose(few, many)  # the steps option reaches the sampler
 
 
 def test_sample_uses_the_ema_weights() -> None:
     model = make_model()
     generator = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    before = model.sample(2, torch.tensor([T, T]), generator=generator(), steps=5)
+    before = model.sample(2, torch.tensor([T, T]), generator=generator(), options=DpmSolverOptions(5))
     with torch.no_grad():
         for p in model.denoiser.parameters():
             p.add_(torch.randn_like(p))  # live weights change, EMA does not
-    torch.testing.assert_close(model.sample(2, torch.tensor([T, T]), generator=generator(), steps=5), before)
+    torch.testing.assert_close(model.sample(2, torch.tensor([T, T]), generator=generator(), options=DpmSolverOptions(5)),
+                               before)
     model.ema_updates.zero_()
-    model.update_ema()  # decay 0: EMA := live
-    assert not torch.allclose(model.sample(2, torch.tensor([T, T]), generator=generator(), steps=5), before)
+    model.after_optimizer_step()  # decay 0: EMA := live
+    assert not torch.allclose(model.sample(2, torch.tensor([T, T]), generator=generator(), options=DpmSolverOptions(5)),
+                              before)
 
 
 def test_sample_rejects_bad_options() -> None:
     model = make_model()
     with pytest.raises(ValueError, match="sampler"):
         model.sample(2, torch.tensor([T, T]), sampler="euler")
-    with pytest.raises(ValueError, match="steps"):
-        model.sample(2, torch.tensor([T, T]), sampler="ddim", steps=2000)
+    with pytest.raises(ValueError, match=r"^steps: expected 1 <= steps <= train_steps=1000, got 2000"):
+        model.sample(2, torch.tensor([T, T]), sampler="ddim", options=DdimOptions(steps=2000))
+    with pytest.raises(ValueError, match="options: expected a DdimOptions for sampler 'ddim'"):
+        model.sample(2, torch.tensor([T, T]), sampler="ddim", options=DpmSolverOptions())
     with pytest.raises(ValueError, match="lengths"):
         model.sample(3, torch.tensor([T, T]))
     with pytest.raises(ValueError, match="hidden"):
@@ -313,7 +310,7 @@ def test_trained_model_matches_simple_latent_statistics() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
-        model.update_ema()
+        model.after_optimizer_step()
     z = model.sample(256, torch.full((256,), T), generator=torch.Generator().manual_seed(0))  # (256, T, D)
     mean, std = z.mean((0, 1)), z.std((0, 1))  # (D,)
     assert (mean.abs() < 0.25).all(), mean
@@ -334,7 +331,7 @@ def test_conditional_models_train_and_sample(kind: str) -> None:
     loss.backward()
     assert torch.isfinite(loss)
     lengths = torch.tensor([T, T, 12])
-    z = model.sample(3, lengths, condition, generator=torch.Generator().manual_seed(0), steps=4)
+    z = model.sample(3, lengths, condition, generator=torch.Generator().manual_seed(0), options=DpmSolverOptions(4))
     assert z.shape == (3, T, D) and (z[2, 12:] == 0).all()
 
     for block in model.ema.blocks:  # an untrained denoiser ignores its embedding: open the gates
@@ -371,10 +368,10 @@ def test_v_prediction_target_and_sampler_agree() -> None:
     # z0 is recovered exactly from z_t and the true v: sqrt(ab) z_t - sqrt(1 - ab) v
     z_t = schedule.add_noise(z0, noise, t)
     torch.testing.assert_close(ab.sqrt() * z_t - (1 - ab).sqrt() * schedule.target(z0, noise, t), z0, atol=1e-5, rtol=0)
-    assert make_scheduler("dpm-solver++", schedule, steps=10).config.prediction_type == "v_prediction"
+    assert make_scheduler("dpm-solver++", schedule, DpmSolverOptions(10)).config.prediction_type == "v_prediction"
     model = make_model(prediction="v_prediction", train_steps=50)
     assert torch.isfinite(model.training_loss(torch.randn(2, T, D), lengths_mask([T, T]), None)["loss"])
-    assert model.sample(2, torch.tensor([T, T]), generator=torch.Generator().manual_seed(0), steps=4).shape == (2, T, D)
+    assert model.sample(2, torch.tensor([T, T]), generator=torch.Generator().manual_seed(0), options=DpmSolverOptions(4)).shape == (2, T, D)
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
@@ -399,5 +396,5 @@ def test_sampling_with_x0_clip_stays_in_range() -> None:
     with torch.no_grad():
         for block in model.ema.blocks:  # an untrained denoiser is near the identity: perturb it
             torch.nn.init.normal_(block.modulation[1].weight)
-    z = model.sample(3, torch.full((3,), T), generator=torch.Generator().manual_seed(0), sampler="ddim", steps=5)
+    z = model.sample(3, torch.full((3,), T), generator=torch.Generator().manual_seed(0), sampler="ddim", options=DdimOptions(5))
     assert z.abs().max() <= 0.5 + 1e-4

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ldns_framework import PluginError, SpecError, hookimpl
+from ldns_framework import DataError, PluginError, SpecError, hookimpl
 from ldns_framework.errors import SpecErrors
 from ldns_registry import Registry
 from toy_components import ToyEncoder, ToyPlugin
@@ -88,7 +88,7 @@ def test_disable_by_flag_and_environment(monkeypatch):
     registry = Registry.discover()
     assert "poisson" not in registry.catalogue.names("observation")
     assert "test-bernoulli" in registry.catalogue.names("observation")
-    assert registry.catalogue.names("data") == []
+    assert not {"arrays", "lorenz"} & set(registry.catalogue.names("data"))
     assert registry.disabled == {"poisson", "arrays", "lorenz"}
 
 
@@ -112,8 +112,8 @@ def test_build_errors_have_paths_and_suggestions(toy_registry):
         toy_registry.build("encoder", {"type": "toy-encodr"}, n_neurons=2)
     with pytest.raises(SpecErrors, match=r"^encoder.hidden: expected int >= 1, got 0$"):
         toy_registry.build("encoder", {"type": "toy-encoder", "hidden": 0}, n_neurons=2)
-    with pytest.raises(SpecError, match="encoder.type: expected the name of a registered encoder"):
-        toy_registry.build("encoder", {"hidden": 3}, n_neurons=2)
+    with pytest.raises(SpecError, match="encoder.type: expected the name of a registered encoder, got 3"):
+        toy_registry.build("encoder", {"type": 3}, n_neurons=2)
 
 
 def test_registrar_rejects_bad_registrations():
@@ -163,3 +163,102 @@ def test_discovery_imports_no_torch():
             "assert r.catalogue.names('observation'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class Ranked:
+    """Registrations with the optional metadata: defaults, ranks, file suffixes."""
+
+    @hookimpl
+    def ldns_register_components(self, registrar):
+        registrar.add("metric", "zeta", "m:Zeta", rank=1)
+        registrar.add("metric", "alpha", "m:Alpha")
+        registrar.add("metric", "beta", "m:Beta", rank=1)
+        registrar.add("metric", "gamma", "m:Gamma", rank=0.5)
+        registrar.add("data", "tables", "m:Tables", file_suffixes=(".csv", ".TSV"), default=True)
+        registrar.add("data", "archive", "m:Archive", file_suffixes=".tar.gz")
+
+
+def test_names_follow_rank_then_name_with_unranked_last():
+    registry = Registry()
+    registry.register(Ranked(), "ranked")
+    assert registry.names("metric") == ["gamma", "beta", "zeta", "alpha"]
+    assert [e.name for e in registry.catalogue if e.kind == "metric"] == ["gamma", "beta", "zeta", "alpha"]
+    assert registry.default_type("data") == "tables" and registry.default_type("metric") is None
+
+
+def test_builtin_metrics_are_ranked_in_the_reports_order():
+    assert Registry.discover(disabled=["test-plugin"]).names("metric")[:6] == [
+        "mean-rate", "population-count", "pairwise-correlation", "isi", "autocorrelation", "psth"]
+
+
+def test_data_type_for_file_goes_by_declared_suffix():
+    registry = Registry()
+    registry.register(Ranked(), "ranked")
+    assert registry.data_type_for_file("/x/Session.tsv") == "tables"
+    assert registry.data_type_for_file("runs/a.b.tar.gz") == "archive"
+    with pytest.raises(DataError, match=r"^x\.nwb: no installed data source reads \.nwb files; known suffixes: "
+                                        r"\.tar\.gz \(archive\), \.csv \(tables\), \.tsv \(tables\)$"):
+        registry.data_type_for_file("x.nwb")
+    with pytest.raises(DataError, match=r"^README: no installed data source reads files without a suffix; known"):
+        registry.data_type_for_file("README")
+
+    class SecondReader:
+        @hookimpl
+        def ldns_register_components(self, registrar):
+            registrar.add("data", "csv-reader", "m:Csv", file_suffixes=[".csv"], default=True)
+
+    registry.register(SecondReader(), "second")
+    with pytest.raises(DataError, match=r"\.csv files are read by 2 data sources, 'csv-reader' by plugin 'second' "
+                                        r"\(in-process\) and 'tables' by plugin 'ranked' \(in-process\)"):
+        registry.data_type_for_file("a.csv")
+    with pytest.raises(PluginError, match=r"2 data defaults are registered: 'csv-reader' by plugin 'second'.*"
+                                          r"and 'tables' by plugin 'ranked'"):
+        registry.default_type("data")
+
+
+def test_registrar_checks_the_optional_metadata():
+    class BadMetadata:
+        @hookimpl
+        def ldns_register_components(self, registrar):
+            registrar.add("encoder", "x", "m:C", file_suffixes=(".npz",))
+
+    class BadSuffix:
+        @hookimpl
+        def ldns_register_components(self, registrar):
+            registrar.add("data", "x", "m:C", file_suffixes=("npz",))
+
+    class BadRank:
+        @hookimpl
+        def ldns_register_components(self, registrar):
+            registrar.add("metric", "x", "m:C", rank="first")
+
+    registry = Registry()
+    for plugin, name in ((BadMetadata(), "meta"), (BadSuffix(), "suffix"), (BadRank(), "rank")):
+        registry.register(plugin, name)
+    assert "file_suffixes are for data sources only" in registry.failures["meta"].error
+    assert "file_suffixes must look like '.npz', got ['npz']" in registry.failures["suffix"].error
+    assert "rank must be a number or None, got 'first'" in registry.failures["rank"].error
+
+
+def test_a_file_reader_needs_a_path_option():
+    class PathlessReader:
+        @hookimpl
+        def ldns_register_components(self, registrar):
+            registrar.add("data", "pathless", "toy_components:ToyData", file_suffixes=(".toy",))
+
+    registry = Registry()
+    registry.register(PathlessReader(), "pathless")
+    assert registry.data_type_for_file("a.toy") == "pathless"
+    with pytest.raises(PluginError, match=r"declares file_suffixes, so toy_components:ToyData.config_class needs a "
+                                          r"'path' option"):
+        registry.component_class("data", "pathless")
+
+
+def test_builtin_defaults_are_declared_by_their_plugins():
+    registry = Registry.discover()
+    defaults = {kind: registry.default_type(kind) for kind in ("data", "encoder", "observation", "generator",
+                                                              "conditioner", "metric")}
+    assert defaults == {"data": "lorenz", "encoder": "s4-autoencoder", "observation": "poisson",
+                        "generator": "latent-diffusion", "conditioner": "none", "metric": None}
+    assert registry.data_type_for_file("session.npz") == "arrays"
+    assert type(registry.build("observation", {})).__name__ == "PoissonObservation"  # no type: the default
