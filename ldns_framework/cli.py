@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from ldns_framework import __version__
 from ldns_framework.errors import LdnsError
+from ldns_framework.rundir import STAGES
 from ldns_framework.spec import apply_overrides, load_spec_file
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -29,8 +30,16 @@ def _registry(args: argparse.Namespace) -> Any:
 
 
 def _resolved_spec(args: argparse.Namespace, registry: Any) -> Any:
-    raw = apply_overrides(load_spec_file(args.spec), args.set)
-    return registry.resolve(raw)
+    return registry.resolve(_overridden(args.spec, args.set))
+
+
+def _overridden(spec_source: Any, overrides: list[str]) -> dict[str, Any]:
+    """The spec file with ``--set`` applied; what a type switch dropped is said on stderr."""
+    notes: list[str] = []
+    raw = apply_overrides(load_spec_file(spec_source), overrides, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return raw
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -85,19 +94,26 @@ def cmd_data(args: argparse.Namespace) -> int:
     print(f"trials       {summary['trials']}  ({', '.join(f'{k} {v}' for k, v in summary['splits'].items())})")
     print(f"neurons      {summary['neurons']}")
     print(f"bins         {summary['bins']} x {summary['bin_width_s'] * 1000:g} ms")
-    lengths = summary["lengths"]
-    print(f"lengths      min {lengths['min']}, mean {lengths['mean']:.1f}, max {lengths['max']}")
+    print(f"lengths      {_lengths_line(data)}")
     print(f"mean rate    {summary['mean_count_per_bin']:.4f} spikes/bin ({summary['mean_rate_hz']:.2f} Hz)")
     for name, shape in summary["covariates"].items():
         print(f"covariate    {name} {tuple(shape)}")
     return EXIT_OK
 
 
+def _lengths_line(data: Any) -> str:
+    """Trial lengths in words: one number for fixed-length data, else min, mean and max."""
+    lengths = data.lengths
+    if not data.n_trials or (lengths == data.n_time).all():
+        return f"every trial {data.n_time} bins (fixed length)"
+    return f"min {int(lengths.min())}, mean {float(lengths.mean()):.1f}, max {int(lengths.max())}"
+
+
 def cmd_spec_docs(args: argparse.Namespace) -> int:
     from ldns_framework.specdocs import render
 
     registry = _registry(args)
-    builtin = [(e.kind, e.name, registry.component_class(e.kind, e.name).config_class, e.summary)
+    builtin = [(e.kind, e.name, registry.component_class(e.kind, e.name), e.summary, e.default)
                for e in registry.catalogue if args.all or e.provider.distribution == "ldns-framework"]
     text = render(builtin)
     if args.out == "-":
@@ -123,40 +139,64 @@ def cmd_train(args: argparse.Namespace) -> int:
         spec_source: Any = out / "spec.yaml"
     else:
         spec_source = args.spec
-    raw = apply_overrides(load_spec_file(spec_source), args.set)
-    pipeline = Pipeline(registry.resolve(raw), registry)
+    pipeline = Pipeline(registry.resolve(_overridden(spec_source, args.set)), registry)
     pipeline.fit(run_dir=out, until=args.until, resume=args.resume, progress=not args.no_progress)
     print(f"run directory: {out}")
     return EXIT_OK
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from ldns_framework.io.encodings import write_encodings
     from ldns_framework.pipeline import Pipeline
-    from ldns_framework.rundir import atomic_path
 
     pipeline = Pipeline.load(args.run, _registry(args))
     if args.data is not None:
-        encoded = pipeline.encode(_data_from_argument(args.data, pipeline))
+        encoded = pipeline.encode(_data_from_argument(args.data, pipeline.registry))
     else:
         encoded = pipeline.encode_split(args.split)
-    with atomic_path(args.out) as tmp:
-        np.savez_compressed(tmp, **encoded.to_npz_dict())
+    write_encodings(encoded, args.out)
     print(f"wrote {args.out}: {encoded.latents.shape[0]} trials, latents {encoded.latents.shape}, rates {encoded.rates.shape}")
     return EXIT_OK
+
+
+def _sampler_arguments(args: argparse.Namespace, pipeline: Any) -> dict[str, Any]:
+    """``--sampler`` and ``--steps`` as keyword arguments of ``sample``, checked against the
+    samplers the run's generator declares (each error names the option)."""
+    import attrs
+
+    from ldns_framework.config import did_you_mean
+
+    generator_type = pipeline.spec.components["generator"].type
+    samplers = pipeline.registry.component_class("generator", generator_type).samplers
+    if args.sampler is not None and args.sampler not in samplers:
+        raise LdnsError(f"--sampler: generator {generator_type!r} has no sampler {args.sampler!r}"
+                        f"{did_you_mean(args.sampler, list(samplers))}; its samplers: {', '.join(samplers)}")
+    chosen = args.sampler or pipeline.spec.sample.sampler
+    kwargs: dict[str, Any] = {"sampler": args.sampler}
+    if args.steps is not None:
+        fields = [f.name for f in attrs.fields(samplers[chosen])]
+        if "steps" not in fields:
+            listed = f"its options: {', '.join(fields)}" if fields else "it has no options"
+            raise LdnsError(f"--steps: sampler {chosen!r} of generator {generator_type!r} takes no steps option"
+                            f" ({listed})")
+        kwargs["steps"] = args.steps
+    return kwargs
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from ldns_framework.pipeline import Pipeline
 
     pipeline = Pipeline.load(args.run, _registry(args))
+    if pipeline.generator is None:
+        raise LdnsError(f"{args.run}: the run has no trained generator; train every stage first "
+                        f"(`ldns train --resume --out {args.run}`)")
     condition = _load_condition(args.condition) if args.condition else None
-    samples = pipeline.sample(args.n, length=args.length, condition=condition, sampler=args.sampler, steps=args.steps,
-                              seed=args.seed, observation=args.observation, batch_size=args.batch_size)
+    samples = pipeline.sample(args.n, length=args.length, condition=condition, seed=args.seed,
+                              observation=args.observation, batch_size=args.batch_size,
+                              progress=not args.no_progress, **_sampler_arguments(args, pipeline))
     path = pipeline.write_samples(samples, args.out)
     print(f"wrote {path}: {samples.counts.shape[0]} trials x {samples.counts.shape[1]} bins x {samples.counts.shape[2]} neurons "
-          f"({samples.sampler}, {samples.steps} steps, observation {samples.observation}, seed {samples.seed})")
+          f"({samples.sampler_label}, observation {samples.observation}, seed {samples.seed})")
     return EXIT_OK
 
 
@@ -175,29 +215,34 @@ def _load_condition(path: str) -> Any:
         raise LdnsError(f"{path}: cannot read a condition array ({exc})") from None
 
 
-def _data_from_argument(source: str, pipeline: Any) -> Any:
-    """``--data``: an .npz file (read by the arrays source) or a spec whose data section is used."""
-    if source.endswith(".npz"):
-        return pipeline.registry.build("data", {"type": "arrays", "path": source}, path="--data").load()
+def _data_from_argument(source: str, registry: Any) -> Any:
+    """``--data``: a spec (.yaml/.yml) whose data section is used, or a data file read by the data
+    source registered for its suffix."""
+    if not source.endswith((".yaml", ".yml")):
+        return registry.build("data", {"type": registry.data_type_for_file(source), "path": source},
+                              path="--data").load()
     raw = load_spec_file(source)
     if "data" not in raw:
-        raise LdnsError(f"{source}: expected a spec with a data section, or an .npz file")
-    return pipeline.registry.build("data", raw["data"], path="data").load()
+        raise LdnsError(f"{source}: expected a spec with a data section, or a data file")
+    return registry.build("data", raw["data"], path="data").load()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ldns_framework.evaluation import evaluate_run, format_table
+    from ldns_framework.evaluation import format_table
+    from ldns_framework.pipeline import Pipeline
 
+    pipeline = Pipeline.load(args.run, _registry(args))
     out = Path(args.out) if args.out else Path(args.run) / "metrics.json"
-    records = evaluate_run(args.run, args.samples, args.against, args.folds, args.metric or None,
-                           registry=_registry(args), seed=args.seed, protocol=args.protocol, out=out,
-                           progress=not args.no_progress, workers=args.workers)
+    records = pipeline.evaluate(args.samples, metrics=args.metric or None, against=args.against, folds=args.folds,
+                                seed=args.seed, protocol=args.protocol, out=out, progress=not args.no_progress,
+                                workers=args.workers)
     print(format_table(records))
     print(f"wrote {out}")
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ldns_framework.pipeline import Pipeline
     from ldns_framework.report import report_run
 
     extra = {}
@@ -206,31 +251,23 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise LdnsError(f"--extra: expected NAME=FILE, got {item!r}")
         name, path = item.split("=", 1)
         extra[name] = path
-    page = report_run(args.run, samples_path=args.samples, metrics_path=args.metrics, extra_samples=extra,
-                      registry=_registry(args), split=args.split)
+    pipeline = Pipeline.load(args.run, _registry(args))
+    page = report_run(args.run, pipeline.load_data(), pipeline.model, samples_path=args.samples,
+                      metrics_path=args.metrics, extra_samples=extra, split=args.split)
     print(f"report: {page}")
     return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ldns_framework.testing import KitSettings, format_results, run_checks
+    from ldns_framework.testing.command import run_check_command
 
-    registry = _registry(args)
-    options = apply_overrides({}, args.set)
-    registry.component_class("observation", args.name)  # an unknown name fails here, with suggestions
-
-    def make_model() -> Any:
-        return registry.build("observation", {"type": args.name, **options}, path="observation")
-
-    results = run_checks(make_model, settings=KitSettings(seed=args.seed))
-    print(format_results(results))
-    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILURE
+    return run_check_command(args.kind, args.name, args.set, _registry(args), progress=not args.no_progress)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ldns_framework.demo import run_demo
 
-    run_demo(Path(args.out), args.spec, args.set, _registry(args))
+    run_demo(Path(args.out), args.spec, args.set, _registry(args), progress=not args.no_progress)
     return EXIT_OK
 
 
@@ -241,6 +278,8 @@ def _add_spec_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ldns_registry.catalogue import KINDS
+
     parser = argparse.ArgumentParser(prog="ldns", description="Latent diffusion models of neural spiking data.")
     parser.add_argument("--version", action="version", version=f"ldns-framework {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -268,10 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train every stage of a spec into a run directory")
     train.add_argument("spec", nargs="?", help="path of a YAML spec (omit with --resume to use the run's own)")
     train.add_argument("--out", required=True, help="run directory")
-    train.add_argument("--until", help="stop after this stage (data, encoder, observation)")
+    train.add_argument("--until", choices=STAGES, metavar="STAGE",
+                       help=f"stop after this stage ({', '.join(STAGES)})")
     train.add_argument("--resume", action="store_true", help="continue a stopped run from its checkpoints")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars (one summary line per stage)")
     train.set_defaults(func=cmd_train)
 
     encode = commands.add_parser("encode", help="infer latents and rates of real trials")
@@ -287,12 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, required=True, help="number of trials")
     sample.add_argument("--length", type=int, help="bins per trial (default: the training length)")
     sample.add_argument("--condition", help="condition array (.npy, or .npz with 'condition') for conditional models")
-    sample.add_argument("--sampler", choices=("ddpm", "ddim", "dpm-solver++"), help="default: the spec's sample.sampler")
-    sample.add_argument("--steps", type=int, help="sampler steps (default: the spec's sample.steps)")
+    sample.add_argument("--sampler", help="a sampler the run's generator declares (default: the spec's sample.sampler)")
+    sample.add_argument("--steps", type=int, help="the sampler's steps option, for samplers that have one "
+                                                  "(default: the spec's)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the latents and spikes")
     sample.add_argument("--observation", help="observation model to draw spikes with (default: the run's)")
     sample.add_argument("--batch-size", type=int, help="trials per batch (default: the spec's sample.batch_size)")
     sample.add_argument("--out", required=True, help="output .npz")
+    sample.add_argument("--no-progress", action="store_true", help="no progress bar")
     sample.set_defaults(func=cmd_sample)
 
     evaluate = commands.add_parser("evaluate", help="compare generated samples with real trials (metrics.json)")
@@ -319,16 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     check = commands.add_parser("check", help="run the conformance kit on an installed component")
-    check.add_argument("kind", choices=("observation",), help="component kind (observation models today)")
+    check.add_argument("kind", choices=KINDS, help="component kind")
     check.add_argument("name", help="registered name, e.g. poisson")
     check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config option of the component")
-    check.add_argument("--seed", type=int, default=0, help="seed of the kit's random data")
+    check.add_argument("--no-progress", action="store_true", help="no progress bars")
     check.set_defaults(func=cmd_check)
 
     demo = commands.add_parser("demo", help="the whole pipeline on built-in Lorenz data (a few minutes on a CPU)")
     demo.add_argument("--out", default="runs/demo", help="run directory (an existing one is resumed)")
     demo.add_argument("--spec", help="spec to run (default: docs/specs/lorenz-small.yaml of this checkout)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars (one summary line per stage)")
     demo.set_defaults(func=cmd_demo)
 
     spec_docs = commands.add_parser("spec-docs", help="write the spec reference generated from the config classes")

@@ -189,7 +189,7 @@ class SpikeData:
             "neurons": self.n_neurons,
             "bins": self.n_time,
             "bin_width_s": self.bin_width_s,
-            "lengths": {"min": int(self.lengths.min(initial=0)), "max": int(self.lengths.max(initial=0)),
+            "lengths": {"min": int(self.lengths.min()) if self.n_trials else 0, "max": int(self.lengths.max(initial=0)),
                         "mean": float(self.lengths.mean()) if self.n_trials else 0.0},
             "mean_count_per_bin": total / valid_bins if valid_bins else 0.0,
             "mean_rate_hz": total / valid_bins / self.bin_width_s if valid_bins else 0.0,

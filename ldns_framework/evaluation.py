@@ -27,8 +27,8 @@ How folds are drawn (``protocol``):
 * ``"full"``: no resampling of the model: all samples against the whole split (spread 0);
   the floor is B against A over ``folds`` random halvings.
 
-Speed: metrics that follow the pooled protocol (``prepare`` / ``trial_statistics`` / ``pool`` /
-``compare_statistics``, see ``ldns_plugins.metrics.base``) compute per-trial statistics once
+Speed: metrics that are a :class:`~ldns_framework.interfaces.PooledMetric` (``prepare`` /
+``trial_statistics`` / ``pool`` / ``compare_statistics``) compute per-trial statistics once
 per set of trials and re-weight them per fold; a fold is a vector of trial multiplicities.
 Other metrics are called as ``metric.compute(model_subset, data_subset)`` for every fold.
 
@@ -56,24 +56,24 @@ import numpy as np
 from ldns_framework import metrics as _metrics
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError
+from ldns_framework.interfaces import Metric, PooledMetric
+from ldns_framework.io.samples import Samples, latest_samples, read_samples
 from ldns_framework.rundir import read_json, write_text
+from ldns_framework.structure import unstructure_config
 
 __all__ = [
     "FIELD_DOCS",
-    "METRIC_ORDER",
     "PROTOCOLS",
     "RECORD_FIELDS",
-    "SampleFile",
     "blas_limit",
     "single_blas_thread",
     "evaluate",
     "evaluate_run",
+    "evaluate_samples",
     "format_table",
-    "latest_samples",
     "metrics_from_registry",
     "poisson_baseline",
     "read_metrics",
-    "read_samples",
     "write_metrics",
 ]
 
@@ -110,12 +110,10 @@ _MAX_COVARIATE_CHANNELS = 16
 class _Adapter:
     """One metric behind the pooled protocol; plain metrics are resampled and called per fold."""
 
-    _POOLED = ("prepare", "trial_statistics", "pool", "compare_statistics")
-
-    def __init__(self, name: str, metric: Any) -> None:
+    def __init__(self, name: str, metric: Metric) -> None:
         self.name = name
         self.metric = metric
-        self.pooled = all(callable(getattr(metric, method, None)) for method in self._POOLED)
+        self.pooled = isinstance(metric, PooledMetric)
 
     def prepare(self, data: SpikeData) -> Any:
         return self.metric.prepare(data) if self.pooled else None
@@ -133,13 +131,7 @@ class _Adapter:
         return {str(k): float(v) for k, v in dict(values).items()}
 
     def describe(self, context: Any) -> dict[str, dict[str, str]]:
-        describe = getattr(self.metric, "describe", None)
-        if not callable(describe):
-            return {}
-        try:
-            return dict(describe(context) if self.pooled else describe(None))
-        except Exception:  # descriptions are cosmetic; never fail an evaluation over one
-            return {}
+        return dict(self.metric.describe(context))
 
 
 # -- folds ----------------------------------------------------------------------------------------
@@ -423,113 +415,75 @@ def read_metrics(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     return records, dict(content.get("meta", {}))
 
 
-@attrs.frozen
-class SampleFile:
-    """A samples .npz as written by ``ldns sample``: the spikes, the latents, and how they were drawn."""
-
-    spikes: SpikeData
-    latents: np.ndarray | None  # (n, T, D) un-normalised generator latents, when stored
-    condition: np.ndarray | None  # what the generator was conditioned on, when stored (not a covariate)
-    info: dict[str, Any]  # sampler, steps, seed, observation (those present)
-    path: Path
-
-
-def read_samples(path: str | Path, bin_width_s: float, metadata: Mapping[str, Any] | None = None) -> SampleFile:
-    """Read a samples .npz (``counts``, ``lengths``, optional ``latents``, sampler info)."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "counts" not in archive.files:
-                raise LdnsError(f"{path}: missing array 'counts'; found: {', '.join(archive.files)}")
-            counts = archive["counts"]
-            lengths = archive["lengths"] if "lengths" in archive.files else None
-            latents = archive["latents"] if "latents" in archive.files else None
-            info = {k: archive[k].item() for k in ("sampler", "steps", "seed", "observation") if k in archive.files}
-            condition = archive["condition"] if "condition" in archive.files else None
-    except (OSError, ValueError) as exc:
-        raise LdnsError(f"{path}: cannot read samples ({exc})") from None
-    info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
-    spikes = SpikeData(counts, lengths=lengths, bin_width_s=bin_width_s,
-                       metadata={**dict(metadata or {}), "generated": True, "file": str(path), **info})
-    return SampleFile(spikes, latents, condition, info, path)
-
-
-def latest_samples(run_dir: str | Path) -> Path:
-    """The newest ``RUN/samples/*.npz``; an error saying how to make one when there is none."""
-    run_dir = Path(run_dir)
-    found = sorted((run_dir / "samples").glob("*.npz"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise LdnsError(f"{run_dir}: no samples in {run_dir / 'samples'}; draw some with "
-                        f"`ldns sample {run_dir} --n N --out {run_dir / 'samples' / 'samples.npz'}` or pass --samples")
-    return found[-1]
-
-
-# -- one call for the CLI -------------------------------------------------------------------------
-#: Report order of the built-in metrics (the paper's headline numbers first); others follow by name.
-METRIC_ORDER = ("mean-rate", "population-count", "pairwise-correlation", "isi", "autocorrelation", "psth")
-
-
-def metrics_from_registry(registry: Any, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Build metric components by name (default: every registered metric) with default options."""
-    if not names:
-        registered = list(registry.catalogue.names("metric"))
-        names = [n for n in METRIC_ORDER if n in registered] + sorted(n for n in registered if n not in METRIC_ORDER)
+# -- one call for the CLI and the trained model ---------------------------------------------------
+def metrics_from_registry(registry: Any, names: Sequence[str] | None = None) -> dict[str, Metric]:
+    """Build metric components by name (default: every registered metric, in the registry's
+    report order) with default options."""
+    names = list(names) if names else list(registry.names("metric"))
     return {name: registry.build("metric", {"type": name}, path=f"metrics.{name}") for name in names}
 
 
-def _splits(against: str) -> tuple[str, ...]:
+def reference_splits(data: SpikeData, against: str) -> dict[str, SpikeData]:
+    """The real splits named by ``against`` (``train``, ``test`` or ``both``), each non-empty."""
     choices = {"train": ("train",), "test": ("test",), "both": ("train", "test")}
     if against not in choices:
         raise LdnsError(f"--against: expected train, test or both, got {against!r}")
-    return choices[against]
-
-
-def evaluate_run(run_dir: str | Path, samples_path: str | Path | None = None, against: str = "both", folds: int = 5,
-                 metrics: Mapping[str, Any] | Sequence[str] | None = None, *, registry: Any = None,
-                 data: SpikeData | None = None, seed: int = 0, protocol: str = "bootstrap",
-                 out: str | Path | None = None, progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
-    """Evaluate a run's samples against its real data and write ``metrics.json``; returns the records.
-
-    ``samples_path`` defaults to the newest ``RUN/samples/*.npz``; ``against`` is ``train``,
-    ``test`` or ``both``; ``metrics`` is a name -> Metric mapping, a list of registered metric
-    names, or None for every registered metric; ``data`` defaults to the run spec's data
-    source (loaded through ``registry``, discovered when None); ``out`` defaults to
-    ``RUN/metrics.json``.
-    """
-    run_dir = Path(run_dir)
-    if not (run_dir / "spec.yaml").is_file():
-        raise LdnsError(f"{run_dir}: not a run directory (no spec.yaml)")
-    if data is None or metrics is None or not isinstance(metrics, Mapping):
-        from ldns_framework.pipeline import Pipeline
-
-        pipeline = Pipeline.from_spec(run_dir / "spec.yaml", registry=registry)
-        registry = pipeline.registry
-        data = pipeline.load_data() if data is None else data
-    if not isinstance(metrics, Mapping):
-        metrics = metrics_from_registry(registry, metrics)
     reference = {}
-    for split in _splits(against):
+    for split in choices[against]:
         if split not in data.splits or not len(data.splits[split]):
             raise DataError("splits", f"the run's data has no {split!r} trials to evaluate against; "
                                       f"available: {', '.join(data.splits)}")
         reference[split] = data.split(split)
-    path = Path(samples_path) if samples_path is not None else latest_samples(run_dir)
-    sample_file = read_samples(path, data.bin_width_s)
+    return reference
+
+
+def evaluate_samples(samples: Samples, data: SpikeData, metrics: Mapping[str, Metric], *, against: str = "both",
+                     folds: int = 5, seed: int = 0, protocol: str = "bootstrap", progress: bool = True,
+                     workers: int = 1, model_name: str = "model") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(records, meta): :func:`evaluate` of generated ``samples`` against ``data``'s ``against`` splits,
+    and the meta block of ``metrics.json`` (what was compared, how the samples were drawn)."""
+    reference = reference_splits(data, against)
     started = time.perf_counter()
-    records = evaluate(sample_file.spikes, reference, metrics, folds=folds, seed=seed, progress=progress,
-                       protocol=protocol, workers=workers, model_name=path.stem)
-    meta = {"run": str(run_dir), "samples": str(path), "n_samples": sample_file.spikes.n_trials,
-            "against": against, "splits": {s: r.n_trials for s, r in reference.items()}, "folds": folds,
-            "seed": seed, "protocol": protocol, "sampler": sample_file.info, "seconds": round(time.perf_counter() - started, 2),
+    records = evaluate(samples.to_spike_data(data.bin_width_s), reference, metrics, folds=folds, seed=seed,
+                       progress=progress, protocol=protocol, workers=workers, model_name=model_name)
+    meta = {"n_samples": samples.n_trials, "against": against,
+            "splits": {s: r.n_trials for s, r in reference.items()}, "folds": folds, "seed": seed,
+            "protocol": protocol, "sampler": samples.info(), "seconds": round(time.perf_counter() - started, 2),
             "metrics": {name: _describe_component(metric) for name, metric in metrics.items()}}
-    write_metrics(out if out is not None else run_dir / "metrics.json", records, meta)
+    return records, meta
+
+
+def evaluate_run(run_dir: str | Path | None, data: SpikeData, metrics: Mapping[str, Metric], *,
+                 samples: Samples | str | Path | None = None, against: str = "both", folds: int = 5, seed: int = 0,
+                 protocol: str = "bootstrap", out: str | Path | None = None, progress: bool = True,
+                 workers: int = 1) -> list[dict[str, Any]]:
+    """Evaluate a run's samples against its real ``data`` and write ``metrics.json``; returns the records.
+
+    ``samples``: in memory, a samples file, or None for the newest ``RUN/samples`` file;
+    ``against``: ``train``, ``test`` or ``both``; ``metrics``: name -> Metric (see
+    :func:`metrics_from_registry`). ``out`` defaults to ``RUN/metrics.json`` (nothing is
+    written when there is neither ``out`` nor a run directory).
+    """
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if samples is None:
+        if run_dir is None:
+            raise LdnsError("evaluate: no samples given and no run directory to find them in")
+        samples = latest_samples(run_dir)
+    path = None if isinstance(samples, Samples) else Path(samples)
+    loaded = samples if path is None else read_samples(path)
+    records, meta = evaluate_samples(loaded, data, metrics, against=against, folds=folds, seed=seed,
+                                     protocol=protocol, progress=progress, workers=workers,
+                                     model_name="model" if path is None else path.stem)
+    out = out if out is not None else (run_dir / "metrics.json" if run_dir is not None else None)
+    if out is not None:
+        write_metrics(out, records, {"run": str(run_dir) if run_dir else None,
+                                     "samples": str(path) if path else "(in memory)", **meta})
     return records
 
 
-def _describe_component(metric: Any) -> dict[str, Any]:
-    config = getattr(metric, "config", None)
-    options = attrs.asdict(config) if config is not None and attrs.has(type(config)) else {}
-    return {"class": f"{type(metric).__module__}.{type(metric).__qualname__}", "options": options}
+def _describe_component(metric: Metric) -> dict[str, Any]:
+    return {"class": f"{type(metric).__module__}.{type(metric).__qualname__}",
+            "options": unstructure_config(metric.config)}
 
 
 def format_table(records: Sequence[Mapping[str, Any]]) -> str:

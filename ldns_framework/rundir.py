@@ -18,6 +18,9 @@ from typing import Any, Iterator
 
 import yaml
 
+#: The stages of a fit, in order; each trained stage writes ``RUN/<stage>/`` (``--until`` takes any).
+STAGES = ("data", "encoder", "observation", "latents", "generator")
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from ldns_framework.checkpoint import (load_module_weights, load_tensors, optimizer_from_tensors,
+from ldns_framework.checkpoint import (load_module_weights, load_tensors, load_weights, optimizer_from_tensors,
                                        optimizer_to_tensors, save_tensors)
 from ldns_framework.errors import LdnsError
 from ldns_framework.rundir import append_jsonl, read_json, write_json
@@ -108,7 +108,10 @@ class Trainer:
         steps_per_epoch = math.ceil(n_train / batch_size / self.fabric.world_size)
         total_steps = steps_per_epoch * cfg.epochs
 
-        optimizer = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        if not parameters:
+            raise LdnsError(f"{self.description}: {type(module).__name__} has no trainable parameters to optimise")
+        optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
         start_epoch, step, best = 0, 0, {"loss": None, "epoch": 0}
         resumed_from = None
         if resume and state_path.is_file():
@@ -212,10 +215,7 @@ class Trainer:
         state = read_json(self.dir / "state.json")
         tensors = load_tensors(self.dir / "last.safetensors")
         weights = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
-        try:
-            module.load_state_dict(weights)
-        except RuntimeError as exc:
-            raise LdnsError(f"{self.dir}/last.safetensors: checkpoint does not fit the model ({exc}); was the spec changed?") from None
+        load_weights(module, weights, str(self.dir / "last.safetensors"))
         optimizer_from_tensors(optimizer, {k[len("optim/"):]: v for k, v in tensors.items() if k.startswith("optim/")},
                                state["optimizer"])
         return int(state["epoch"]), int(state["step"]), {"loss": state["best_val_loss"], "epoch": state["best_epoch"]}

@@ -2,7 +2,8 @@
 
 :func:`build_report` takes arrays (real trials, one or several named sets of generated
 trials, metrics records, training logs, latents) and writes the page; :func:`report_run`
-gathers them from a run directory (what ``ldns report RUN`` calls).
+gathers them from a run directory, given the run's loaded data and trained model (what
+``ldns report RUN`` and ``ldns demo`` call; nothing is rebuilt from ``spec.yaml``).
 
 The page is self-contained: inline CSS, no scripts, no network resources, PNG figures
 referenced by relative file name. Every file is written atomically (temporary file, then
@@ -30,12 +31,12 @@ import numpy as np
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import LdnsError
 from ldns_framework.evaluation import poisson_baseline, single_blas_thread
-from ldns_framework.rundir import write_text
+from ldns_framework.rundir import STAGES, write_text
 
 __all__ = ["STAGE_ORDER", "build_report", "read_training_logs", "report_run"]
 
 #: Stages shown first, in pipeline order; other stage directories with a log.jsonl follow.
-STAGE_ORDER = ("encoder", "observation", "generator")
+STAGE_ORDER = STAGES
 
 
 def read_training_logs(run_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
@@ -128,7 +129,7 @@ def build_report(run_dir: str | Path, samples: SpikeData | Mapping[str, SpikeDat
                    "Density of the number of spikes of all neurons in one bin (Gaussian KDE, Scott bandwidth); "
                    "KL(model || data) in the legend.",
                    lambda: figures.population_count_figure(data, models, poisson))
-    figure_section("autocorrelation", "Auto-correlation by neuron group",
+    figure_section("auto-correlation", "Auto-correlation by neuron group",
                    "Mean auto-covariance of the neurons of each group (groups by summed squared correlation, "
                    "computed on the data), per-trial mean removed, biased normalisation.",
                    lambda: figures.autocorrelation_figure(data, models))
@@ -162,30 +163,22 @@ def build_report(run_dir: str | Path, samples: SpikeData | Mapping[str, SpikeDat
     return out / "index.html"
 
 
-def report_run(run_dir: str | Path, *, samples_path: str | Path | None = None, metrics_path: str | Path | None = None,
-               extra_samples: Mapping[str, str | Path] | None = None, registry: Any = None, split: str = "test",
-               encode: bool = True) -> Path:
-    """Build ``RUN/report/index.html`` from a run directory; returns its path.
+def report_run(run_dir: str | Path, data: SpikeData, model: Any = None, *, samples_path: str | Path | None = None,
+               metrics_path: str | Path | None = None, extra_samples: Mapping[str, str | Path] | None = None,
+               split: str = "test") -> Path:
+    """Build ``RUN/report/index.html`` from a run directory, its loaded ``data`` and trained ``model``.
 
-    Real trials: the ``split`` of the run's data (train when the data has no such split).
-    Samples: ``samples_path``, else the file named in the metrics' meta, else the newest
-    ``RUN/samples/*.npz``; ``extra_samples`` adds named sets (e.g. ``{"spike history":
-    path}``). Metrics: ``metrics_path``, else ``RUN/metrics.json`` when it exists. Latents:
-    the run's encoder applied to the real trials (``encode=False`` skips it).
+    Real trials: the ``split`` of ``data`` (train when the data has no such split). Samples:
+    ``samples_path``, else the file named in the metrics' meta, else the newest
+    ``RUN/samples`` file; ``extra_samples`` adds named sets (e.g. ``{"spike history": path}``).
+    Metrics: ``metrics_path``, else ``RUN/metrics.json`` when it exists. Latents: ``model``
+    (a :class:`~ldns_framework.model.TrainedModel`) applied to the real trials; None leaves
+    them out.
     """
-    from ldns_framework.evaluation import latest_samples, read_metrics, read_samples
-    from ldns_framework.pipeline import Pipeline
+    from ldns_framework.evaluation import read_metrics
+    from ldns_framework.io.samples import latest_samples, read_samples
 
     run_dir = Path(run_dir)
-    if not (run_dir / "spec.yaml").is_file():
-        raise LdnsError(f"{run_dir}: not a run directory (no spec.yaml)")
-    pipeline = None
-    if encode and (run_dir / "encoder" / "weights.safetensors").is_file():
-        pipeline = Pipeline.load(run_dir, registry)
-    if pipeline is None:
-        pipeline = Pipeline.from_spec(run_dir / "spec.yaml", registry=registry)
-        encode = False
-    data = pipeline.load_data()
     if split not in data.splits or not len(data.splits[split]):
         split = "train"
     real = data.split(split)
@@ -198,12 +191,11 @@ def report_run(run_dir: str | Path, *, samples_path: str | Path | None = None, m
         raise LdnsError(f"{metrics_file}: no such metrics file")
     if samples_path is None and meta.get("samples") and Path(meta["samples"]).is_file():
         samples_path = meta["samples"]
-    sample_file = read_samples(samples_path if samples_path is not None else latest_samples(run_dir),
-                               data.bin_width_s, real.metadata)
-    sets = {"model": sample_file.spikes}
-    for name, path in (extra_samples or {}).items():
-        sets[str(name)] = read_samples(path, data.bin_width_s, real.metadata).spikes
-    latents = pipeline.encode(real, progress=False).latents if encode else None
+    path = Path(samples_path) if samples_path is not None else latest_samples(run_dir)
+    samples = read_samples(path)
+    sets = {"model": samples.to_spike_data(data.bin_width_s, {**real.metadata, "file": str(path)})}
+    for name, extra in (extra_samples or {}).items():
+        sets[str(name)] = read_samples(extra).to_spike_data(data.bin_width_s, {**real.metadata, "file": str(extra)})
+    latents = model.encode(real, progress=False).latents if model is not None else None
     meta = {**meta, "split": split}
-    return build_report(run_dir, sets, real, records, meta=meta, latents=latents,
-                        generated_latents=sample_file.latents)
+    return build_report(run_dir, sets, real, records, meta=meta, latents=latents, generated_latents=samples.latents)

@@ -52,15 +52,15 @@ def model_colour(index: int) -> str:
 
 def time_unit_of(data: SpikeData) -> str:
     """``"bins"`` when the data says its time is in bins (Lorenz), else ``"seconds"``."""
-    return "bins" if str(data.metadata.get("isi_unit", "")).lower() == "bins" else "seconds"
+    return metrics.resolve_time_unit("auto", data.metadata)
 
 
 def _time_label(unit: str, what: str = "time") -> str:
-    return f"{what} (s)" if unit == "seconds" else f"{what} (bins)"
+    return f"{what} ({metrics.unit_label('time', unit)})"
 
 
 def _rate_label(unit: str) -> str:
-    return "mean rate (Hz)" if unit == "seconds" else "mean rate (spikes/bin)"
+    return f"mean rate ({metrics.unit_label('rate', unit)})"
 
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
@@ -138,7 +138,7 @@ def _scatter_panel(ax: Any, data_values: np.ndarray, model_values: Mapping[str, 
             pick = rng.choice(x.size, MAX_POINTS, replace=False)
             x, y = x[pick], y[pick]
         ax.scatter(x, y, s=6, alpha=0.5, color=model_colour(index), label=f"{name} (r = {_fmt_r(r)})",
-                   edgecolors="none")
+                   linewidths=0)
         if x.size:
             lows += [x.min(), y.min()]
             highs += [x.max(), y.max()]
@@ -289,12 +289,6 @@ def training_curves_figure(logs: Mapping[str, Sequence[Mapping[str, Any]]]) -> F
 
 
 # -- latents ------------------------------------------------------------------------------------------
-def _valid(array: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-    if lengths is None:
-        return array.reshape(-1, array.shape[-1])
-    return array[np.arange(array.shape[1])[None, :] < np.asarray(lengths)[:, None]]
-
-
 def _trajectory_axes(figure: Figure, position: tuple[int, int, int], dims: int) -> Any:
     return figure.add_subplot(*position, projection="3d") if dims >= 3 else figure.add_subplot(*position)
 
@@ -345,7 +339,7 @@ def latent_figure(inferred: np.ndarray | None, lengths: np.ndarray | None = None
         ax.set_title("true latent state (latents_true)", fontsize=10)
         position += 1
     if inferred is not None:
-        rows = _valid(inferred, lengths).astype(np.float64)
+        rows = metrics.valid_bins(inferred, lengths).astype(np.float64)
         mean = rows.mean(axis=0)
         _, singular, components = np.linalg.svd(rows - mean, full_matrices=False)
         k = min(3, components.shape[0])

@@ -110,3 +110,91 @@ def test_debug_shows_traceback(capsys, tmp_path):
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "ldns_framework", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("ldns-framework ")
+
+
+def test_train_until_help_lists_every_stage(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "stop after this stage (data, encoder, observation, latents, generator)" in help_text
+
+
+def test_data_lengths_line_says_fixed_length_or_gives_the_range(capsys, tmp_path, npz_spec):
+    code, out, _ = run(capsys, "data", str(npz_spec))
+    assert code == 0 and "lengths      every trial 12 bins (fixed length)" in out and "min 0" not in out
+    counts = np.random.default_rng(0).poisson(0.2, (10, 12, 3))
+    np.savez(tmp_path / "var.npz", counts=counts, lengths=np.array([12, 4] * 5))
+    spec = tmp_path / "var.yaml"
+    spec.write_text(yaml.safe_dump({"data": {"type": "arrays", "path": str(tmp_path / "var.npz")}, "generator": None}))
+    code, out, _ = run(capsys, "data", str(spec))
+    assert code == 0 and "lengths      min 4, mean 8.0, max 12" in out
+
+
+@pytest.fixture
+def toys(monkeypatch, tmp_path):
+    """The CLI with the counting toy components registered; a spec file of them."""
+    from pipeline_toys import CountingData, toy_registry, toy_spec
+
+    monkeypatch.setattr("ldns_framework.cli._registry", lambda args: toy_registry())
+    CountingData.loads = 0
+    spec = tmp_path / "toy.yaml"
+    spec.write_text(yaml.safe_dump(toy_spec()))
+    return spec
+
+
+@pytest.mark.parametrize("flags", [["--no-progress"], []])
+def test_train_prints_one_line_per_stage_and_no_bars_without_progress(capsys, tmp_path, toys, flags):
+    code, out, err = run(capsys, "train", str(toys), "--out", str(tmp_path / "run"), *flags)
+    assert code == 0 and out.strip() == f"run directory: {tmp_path / 'run'}"
+    stages = ("data:", "encoder:", "observation:", "latents:", "generator:")
+    summaries = [line for line in err.splitlines() if "%|" not in line]  # progress bars draw "NN%|"
+    for stage in stages:
+        assert sum(line.startswith(stage) for line in summaries) == 1, stage
+    if flags:
+        assert [line.split(" ")[0] for line in err.splitlines()] == list(stages)
+
+
+def test_demo_loads_the_data_once_and_ends_with_a_report(capsys, tmp_path, toys):
+    from pipeline_toys import CountingData
+
+    code, out, err = run(capsys, "demo", "--spec", str(toys), "--out", str(tmp_path / "demo"), "--no-progress")
+    assert code == 0, err
+    assert CountingData.loads == 1
+    assert (tmp_path / "demo" / "metrics.json").is_file() and (tmp_path / "demo" / "samples" / "demo.npz").is_file()
+    assert out.splitlines()[-2] == f"report: {tmp_path / 'demo' / 'report' / 'index.html'}"
+    assert (tmp_path / "demo" / "report" / "latents.png").is_file()  # the trained model was handed to the report
+
+
+def test_evaluate_and_report_commands_use_the_run(capsys, tmp_path, toys):
+    run_dir = tmp_path / "run"
+    assert main(["train", str(toys), "--out", str(run_dir), "--no-progress"]) == 0
+    assert main(["sample", str(run_dir), "--n", "4", "--sampler", "tempered", "--no-progress",
+                 "--out", str(run_dir / "samples" / "s.npz")]) == 0
+    assert "(tempered (temperature=1.0), observation gain-poisson, seed 0)" in capsys.readouterr().out
+    code, out, _ = run(capsys, "evaluate", str(run_dir), "--metric", "mean-rate", "--folds", "2", "--no-progress")
+    assert code == 0 and "mean_rate_rmse" in out
+    meta = json.loads((run_dir / "metrics.json").read_text())["meta"]
+    assert meta["sampler"]["sampler"] == "tempered" and meta["sampler"]["sampler_options"] == {"temperature": 1.0}
+    code, out, _ = run(capsys, "report", str(run_dir))
+    assert code == 0 and (run_dir / "report" / "index.html").is_file()
+
+
+def test_check_is_wired_to_the_kit_command(capsys, monkeypatch):
+    import types
+
+    from ldns_framework import SpecError
+
+    calls = []
+
+    def fake(kind, name, overrides, registry, progress=True):
+        calls.append((kind, name, list(overrides), progress))
+        if name == "bad":
+            raise SpecError("observation.x", "unknown key")
+        return 1 if name == "failing" else 0
+
+    monkeypatch.setitem(sys.modules, "ldns_framework.testing.command", types.SimpleNamespace(run_check_command=fake))
+    assert main(["check", "observation", "poisson", "--set", "min_rate=0.1", "--no-progress"]) == 0
+    assert calls == [("observation", "poisson", ["min_rate=0.1"], False)]
+    assert main(["check", "generator", "failing"]) == 1
+    assert main(["check", "metric", "bad"]) == 2
+    assert capsys.readouterr().err.strip() == "error: observation.x: unknown key"

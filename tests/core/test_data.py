@@ -116,5 +116,6 @@ def test_subset_split_and_summary():
     assert summary["splits"] == {"train": 3, "test": 1}
     assert summary["mean_count_per_bin"] == pytest.approx(0.5)  # padding is not counted
     assert summary["mean_rate_hz"] == pytest.approx(50.0)
+    assert summary["lengths"] == {"min": 2, "max": 5, "mean": 4.0}
     with pytest.raises(DataError, match="no split named 'val'"):
         data.split("val")

@@ -11,7 +11,8 @@ import pytest
 from ldns_framework import LdnsError, Metric, SpikeData
 from ldns_framework.errors import DataError
 from ldns_framework.evaluation import (FIELD_DOCS, RECORD_FIELDS, evaluate, evaluate_run, format_table,
-                                       poisson_baseline, read_metrics, read_samples, write_metrics)
+                                       poisson_baseline, read_metrics, write_metrics)
+from ldns_framework.io.samples import Samples, write_samples
 from ldns_plugins.metrics.autocorrelation import Autocorrelation
 from ldns_plugins.metrics.correlation import PairwiseCorrelation
 from ldns_plugins.metrics.isi import Isi
@@ -165,45 +166,62 @@ def test_metrics_json_round_trip_is_strict_json(tmp_path, records):
 
 def test_evaluate_run_reads_samples_and_writes_metrics(tmp_path, data):
     run = tmp_path / "run"
-    (run / "samples").mkdir(parents=True)
-    (run / "spec.yaml").write_text("seed: 0\n")
     samples = correlated(8, 10)
-    np.savez_compressed(run / "samples" / "draw.npz", counts=samples.counts.astype(np.int32),
-                        lengths=samples.lengths, latents=np.zeros((8, 20, 3), np.float32), sampler=np.array("ddim"),
-                        steps=np.array(25), seed=np.array(0), observation=np.array("poisson"))
+    write_samples(Samples(samples.counts.astype(np.int32), samples.lengths, latents=np.zeros((8, 20, 3), np.float32),
+                          sampler="ddim", sampler_options={"steps": 25}, seed=0, observation="poisson"),
+                  run / "samples" / "draw.npz")
     full = SpikeData(np.concatenate([data.counts, correlated(10, 11).counts]), bin_width_s=0.01,
                      splits={"train": np.arange(24), "test": np.arange(24, 34)})
-    records = evaluate_run(run, against="both", folds=2, metrics={"rate": MeanRate()}, data=full, progress=False)
+    records = evaluate_run(run, full, {"rate": MeanRate()}, against="both", folds=2, progress=False)
     assert {r["split"] for r in records} == {"train", "test"}
     assert {r["model"] for r in records} == {"draw"}
     stored, meta = read_metrics(run / "metrics.json")
     assert stored == records
-    assert meta["sampler"] == {"sampler": "ddim", "steps": 25, "seed": 0, "observation": "poisson"}
+    assert meta["sampler"] == {"sampler": "ddim", "sampler_options": {"steps": 25}, "seed": 0, "observation": "poisson"}
     assert meta["samples"].endswith("draw.npz") and meta["splits"] == {"train": 24, "test": 10}
-    loaded = read_samples(run / "samples" / "draw.npz", 0.01)
-    assert loaded.latents.shape == (8, 20, 3) and loaded.spikes.metadata["sampler"] == "ddim"
+    assert meta["metrics"]["rate"]["class"].endswith("MeanRate")
     with pytest.raises(DataError, match="no 'test' trials"):
-        evaluate_run(run, against="both", metrics={"rate": MeanRate()}, data=SpikeData(data.counts), progress=False)
+        evaluate_run(run, SpikeData(data.counts), {"rate": MeanRate()}, against="both", progress=False)
+
+
+def test_in_memory_samples_are_evaluated_without_a_run_directory(tmp_path, data):
+    samples = correlated(8, 10)
+    in_memory = Samples(samples.counts, samples.lengths, sampler="ancestral")
+    split = SpikeData(data.counts, bin_width_s=0.01, splits={"train": np.arange(24)})
+    records = evaluate_run(None, split, {"rate": MeanRate()}, samples=in_memory, against="train", folds=1,
+                           progress=False)
+    assert {r["model"] for r in records} == {"model"} and not list(tmp_path.iterdir())
+    with pytest.raises(LdnsError, match="no samples given and no run directory"):
+        evaluate_run(None, split, {"rate": MeanRate()}, against="train", progress=False)
 
 
 def test_evaluate_run_without_samples_says_how_to_make_them(tmp_path, data):
-    (tmp_path / "spec.yaml").write_text("seed: 0\n")
     with pytest.raises(LdnsError, match="ldns sample"):
-        evaluate_run(tmp_path, metrics={"rate": MeanRate()}, data=SpikeData(data.counts, splits={"train": np.arange(24)}),
+        evaluate_run(tmp_path, SpikeData(data.counts, splits={"train": np.arange(24)}), {"rate": MeanRate()},
                      against="train", progress=False)
 
 
-def test_metrics_from_registry_builds_every_registered_metric_in_report_order():
+def test_metrics_from_registry_builds_every_registered_metric_in_the_registrys_order():
     import ldns_plugins.metrics as metrics_plugin
-    from ldns_framework.evaluation import METRIC_ORDER, metrics_from_registry
+    from ldns_framework.evaluation import metrics_from_registry
     from ldns_registry import Registry
 
     registry = Registry()
     registry.register(metrics_plugin, "metrics")
     built = metrics_from_registry(registry)
-    assert tuple(built) == METRIC_ORDER
+    assert list(built) == registry.names("metric") and len(built) >= 6
     assert all(isinstance(m, Metric) for m in built.values())
     assert list(metrics_from_registry(registry, ["isi"])) == ["isi"]
+
+
+def test_a_plain_metrics_description_reaches_the_records(data):
+    class Described(Total):
+        def describe(self, context=None):
+            return {"total_diff": {"unit": "spikes", "better": "lower"}}
+
+    record = by_name(evaluate(data, {"train": data}, {"t": Described()}, folds=1, protocol="full",
+                             progress=False))["total_diff"]
+    assert record["unit"] == "spikes" and record["better"] == "lower" and record["value"] == 0.0
 
 
 def test_blas_limit_is_a_context_and_none_leaves_blas_alone():

@@ -60,7 +60,7 @@ def test_the_page_is_written_into_run_report(report):
 def test_every_image_exists_beside_the_page_and_is_a_png(report):
     _, page, text, _ = report
     sources = re.findall(r"<img src='([^']+)'", text)
-    assert {"rasters.png", "statistics.png", "population.png", "autocorrelation.png", "latents.png",
+    assert {"rasters.png", "statistics.png", "population.png", "auto-correlation.png", "latents.png",
             "training.png"} <= set(sources)
     for source in sources:
         assert "/" not in source  # relative, beside the page
@@ -113,3 +113,30 @@ def test_metrics_table_marks_values_against_floor_and_baseline():
     assert "No metrics" in metrics_table([])
     page = render_page("t", [("run", "r")], [Section("a", "A", body_html=table), Section("b", "B", error="boom <x>")])
     assert "boom &lt;x&gt;" in page and "href='#a'" in page
+
+
+class _Encoder:
+    """Stands in for a trained model: the report only asks it to encode the real trials."""
+
+    def __init__(self) -> None:
+        self.encoded = []
+
+    def encode(self, data, progress=True):
+        self.encoded.append(data.n_trials)
+        return type("Encoded", (), {"latents": data.counts[..., :2].astype(float)})()
+
+
+def test_report_run_takes_the_loaded_data_and_model(tmp_path):
+    from ldns_framework.io.samples import Samples, write_samples
+    from ldns_framework.report import report_run
+
+    data, _ = trials(10, 6, n_time=16, n_neurons=5)
+    data = SpikeData(data.counts, bin_width_s=0.02, splits={"train": np.arange(6), "test": np.arange(6, 10)})
+    generated, _ = trials(4, 7, n_time=16, n_neurons=5)
+    write_samples(Samples(generated.counts, generated.lengths, sampler="ancestral"), tmp_path / "samples" / "s.npz")
+    model = _Encoder()
+    page = report_run(tmp_path, data, model)
+    assert model.encoded == [4]  # the test split's trials
+    text = page.read_text()
+    assert "latents.png" in text and "samples/s.npz" in text
+    assert "latents.png" not in report_run(tmp_path, data, None, split="nope").read_text()  # no model: no latents

@@ -112,3 +112,10 @@ def test_epoch_callback_sees_every_epoch(tmp_path):
     Trainer(TrainConfig(epochs=3, batch_size=32), tmp_path, seed=0, progress=False,
             on_epoch_end=seen.append).fit(make_model(), mse_loss, (x, y))
     assert [r["epoch"] for r in seen] == [1, 2, 3]
+
+
+def test_a_module_without_trainable_parameters_is_an_error_naming_the_stage(tmp_path):
+    frozen = torch.nn.Linear(3, 1).requires_grad_(False)
+    x, y = regression_data(8)
+    with pytest.raises(LdnsError, match="^generator: Linear has no trainable parameters to optimise$"):
+        Trainer(CONFIG, tmp_path, seed=0, progress=False, description="generator").fit(frozen, mse_loss, (x, y))

@@ -10,6 +10,7 @@ import pytest
 
 from ldns_framework import LdnsError
 from ldns_framework.cli import main
+from ldns_framework.io.samples import read_samples
 from ldns_framework.pipeline import Pipeline
 
 TINY = {
@@ -36,10 +37,12 @@ def test_a_run_has_every_stage(trained_run):
     assert len((trained_run / "generator" / "log.jsonl").read_text().splitlines()) == 3
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm-solver++"])
-def test_samples_have_the_right_shapes_lengths_and_dtypes(trained_run, sampler):
+@pytest.mark.parametrize("sampler, options", [("ddpm", {}), ("ddim", {"steps": 25}), ("dpm-solver++", {"steps": 5})])
+def test_samples_have_the_right_shapes_lengths_and_dtypes(trained_run, sampler, options):
     pipeline = Pipeline.load(trained_run)
     samples = pipeline.sample(6, sampler=sampler, seed=1, progress=False)
+    # as used: the spec's steps carry over to its own sampler only, and ddpm has none
+    assert samples.sampler == sampler and dict(samples.sampler_options) == options
     assert samples.latents.shape == (6, 32, 4) and samples.latents.dtype == np.float32
     assert samples.rates.shape == (6, 32, 8) and (samples.rates > 0).all()
     assert samples.counts.shape == (6, 32, 8) and np.issubdtype(samples.counts.dtype, np.integer)
@@ -64,9 +67,9 @@ def test_the_run_directory_alone_suffices_to_sample(trained_run, tmp_path, capsy
     out = tmp_path / "samples.npz"
     code = main(["sample", str(moved), "--n", "3", "--sampler", "ddim", "--steps", "4", "--seed", "2", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
-    with np.load(out) as f:
-        assert f["counts"].shape == (3, 32, 8) and str(f["sampler"]) == "ddim" and int(f["steps"]) == 4
-        assert f["latents"].shape == (3, 32, 4) and f["lengths"].tolist() == [32] * 3
+    written = read_samples(out)
+    assert written.counts.shape == (3, 32, 8) and written.sampler == "ddim" and dict(written.sampler_options) == {"steps": 4}
+    assert written.latents.shape == (3, 32, 4) and written.lengths.tolist() == [32] * 3
     assert main(["sample", str(moved), "--n", "3", "--out", str(tmp_path / "x.nwb")]) == 2
     assert "expected a .npz file" in capsys.readouterr().err
 

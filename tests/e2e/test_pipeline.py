@@ -72,6 +72,8 @@ def test_fit_writes_a_complete_run_and_calls_the_lifecycle_hooks(tmp_path):
     assert (encoded.rates > 0).all()
     ll = pipeline.log_prob(pipeline.load_data().split("test"))
     assert ll.shape == (5,) and np.isfinite(ll).all() and (ll <= 0).all()
+    copy = pipeline.save(tmp_path / "copy")
+    np.testing.assert_allclose(Pipeline.load(copy, registry).log_prob(pipeline.load_data().split("test")), ll, rtol=1e-5)
 
 
 def test_existing_run_is_not_overwritten(tmp_path):

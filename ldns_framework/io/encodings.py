@@ -1,0 +1,64 @@
+"""The encodings file: latents and rates the encoder infers from real trials (``ldns encode``).
+
+The one place that knows the file's keys. ``.npz`` keys: ``latents`` (trials, T, D), ``rates``
+(trials, T, N), ``counts`` (trials, T, N), ``lengths`` (trials,), ``trial_index`` (trials,): the
+trials' indices in the data they came from, ``bin_width_s``, and ``covariate/<name>`` for each
+covariate of those trials. Latents and rates are zero past each trial's length.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from ldns_framework.data import SpikeData
+from ldns_framework.errors import LdnsError
+from ldns_framework.rundir import atomic_path
+
+__all__ = ["Encoded", "read_encodings", "write_encodings"]
+
+_COVARIATE = "covariate/"
+
+
+@attrs.frozen
+class Encoded:
+    """Inferred latents (trials, T, D) and rates (trials, T, N) of real trials; zero on padding."""
+
+    latents: np.ndarray
+    rates: np.ndarray
+    data: SpikeData
+    trial_index: np.ndarray
+
+
+def write_encodings(encoded: Encoded, path: str | Path) -> Path:
+    """Write ``encoded`` to ``path`` (.npz) atomically; returns the path."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise LdnsError(f"--out: expected a .npz file, got {path.name}")
+    arrays = {"latents": encoded.latents, "rates": encoded.rates, "counts": encoded.data.counts,
+              "lengths": encoded.data.lengths, "trial_index": encoded.trial_index,
+              "bin_width_s": np.array(encoded.data.bin_width_s)}
+    arrays.update({f"{_COVARIATE}{k}": v for k, v in encoded.data.covariates.items()})
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return path
+
+
+def read_encodings(path: str | Path) -> Encoded:
+    """Read what :func:`write_encodings` wrote."""
+    path = Path(path)
+    required = ("latents", "rates", "counts", "lengths", "trial_index", "bin_width_s")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in required if k not in archive.files]
+            if missing:
+                raise LdnsError(f"{path}: not an encodings file (missing {', '.join(missing)})")
+            arrays = {k: archive[k] for k in required}
+            covariates = {k[len(_COVARIATE):]: archive[k] for k in archive.files if k.startswith(_COVARIATE)}
+    except (OSError, ValueError) as exc:
+        raise LdnsError(f"{path}: cannot read encodings ({exc})") from None
+    data = SpikeData(arrays["counts"], lengths=arrays["lengths"], covariates=covariates,
+                     bin_width_s=float(arrays["bin_width_s"]))
+    return Encoded(arrays["latents"], arrays["rates"], data, arrays["trial_index"])

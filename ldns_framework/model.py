@@ -1,0 +1,287 @@
+"""The trained model: a run's components with their weights, for inference.
+
+:class:`TrainedModel` is what a fit produces and what ``Pipeline.load`` reopens from a run
+directory. It encodes real trials, samples new ones, scores counts and evaluates samples;
+evaluation and reports receive it (with the data) instead of rebuilding components from
+``spec.yaml``. It builds components only through the registry it is given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ldns_framework.checkpoint import load_module_weights
+from ldns_framework.data import SpikeData
+from ldns_framework.errors import DataError, LdnsError
+from ldns_framework.io.encodings import Encoded
+from ldns_framework.io.samples import Samples, write_samples
+from ldns_framework.latents import LatentStats
+from ldns_framework.rundir import read_json
+from ldns_framework.spec import ResolvedSpec
+from ldns_framework.structure import unstructure_config
+
+__all__ = ["TrainedModel", "build_autoencoder", "build_generator", "encode_trials", "load_generator", "stage_complete"]
+
+
+def build_autoencoder(spec: ResolvedSpec, registry: Any, n_neurons: int) -> tuple[Any, Any]:
+    """The spec's encoder and observation model for ``n_neurons`` neurons (untrained)."""
+    encoder = registry.build("encoder", spec.components["encoder"], n_neurons=n_neurons)
+    observation = registry.build("observation", spec.components["observation"], n_neurons=n_neurons)
+    return encoder, observation
+
+
+def build_generator(spec: ResolvedSpec, registry: Any, latent_dim: int, conditioner: Any) -> Any:
+    """The spec's generator (untrained) for ``latent_dim`` channels and ``conditioner``'s condition."""
+    return registry.build("generator", spec.components["generator"], latent_dim=latent_dim,
+                          condition_kind=conditioner.kind, condition_dim=conditioner.dim)
+
+
+def load_generator(run_dir: Path, spec: ResolvedSpec, registry: Any, latent_dim: int) -> tuple[Any, Any]:
+    """(conditioner, generator) of a run whose generator stage completed, state and weights loaded."""
+    conditioner = registry.build("conditioner", spec.components["conditioner"])
+    conditioner.load_state(read_json(run_dir / "conditioner.json"))
+    generator = build_generator(spec, registry, latent_dim, conditioner)
+    if (run_dir / "generator" / "weights.safetensors").is_file():
+        load_module_weights(generator, run_dir / "generator" / "weights.safetensors")
+    return conditioner, generator
+
+
+def stage_complete(stage_dir: Path) -> bool:
+    """True when the stage in ``stage_dir`` wrote its ``state.json`` with ``complete`` set."""
+    state = stage_dir / "state.json"
+    return state.is_file() and bool(read_json(state).get("complete"))
+
+
+@torch.no_grad()
+def encode_trials(encoder: Any, data: SpikeData, device: Any, *, batch_size: int = 256, progress: bool = True,
+                  trial_index: np.ndarray | None = None) -> Encoded:
+    """Latents and rates of ``data``'s trials (eval mode, no dropout), in batches; zero on padding."""
+    from tqdm.auto import tqdm
+
+    encoder.eval()
+    encoder.to(device)
+    mask_all = data.mask()  # (trials, T)
+    latents, rates = [], []
+    for start in tqdm(range(0, data.n_trials, batch_size), desc="encode", unit="batch",
+                      disable=not progress or data.n_trials <= batch_size):
+        counts = torch.as_tensor(data.counts[start:start + batch_size], dtype=torch.float32, device=device)  # (B, T, N)
+        mask = torch.as_tensor(mask_all[start:start + batch_size], device=device)  # (B, T)
+        z = encoder.encode(counts, mask)  # (B, T, D)
+        r = encoder.decode(z, mask)  # (B, T, N)
+        latents.append((z * mask[..., None]).cpu().numpy())
+        rates.append((r * mask[..., None]).cpu().numpy())
+    index = np.arange(data.n_trials) if trial_index is None else np.asarray(trial_index)
+    return Encoded(np.concatenate(latents).astype(np.float32), np.concatenate(rates).astype(np.float32), data, index)
+
+
+class TrainedModel:
+    """A run's trained components: encoder and observation model, and the generator when the spec has one.
+
+    ``observation_fitted`` says whether the observation stage finished (a model that
+    ``needs_fitting`` cannot score or sample before). ``data`` is a callable returning the run's
+    data (the pipeline's, loaded at most once); it is called only by what needs real trials
+    (:meth:`encode_split`, fitting another observation model, :meth:`evaluate` without data).
+    ``train_encoding`` is the training split's encoding when the caller already has it (a fit),
+    so it is not computed again.
+    """
+
+    def __init__(self, spec: ResolvedSpec, registry: Any, *, encoder: Any, observation: Any, n_neurons: int,
+                 n_time: int, fabric: Any, run_dir: str | Path | None = None, observation_fitted: bool = True,
+                 generator: Any = None, conditioner: Any = None, latent_stats: LatentStats | None = None,
+                 data: Callable[[], SpikeData] | None = None, train_encoding: Encoded | None = None) -> None:
+        self.spec = spec
+        self.registry = registry
+        self.encoder = encoder
+        self.observation = observation
+        self.n_neurons = int(n_neurons)
+        self.n_time = int(n_time)
+        self.fabric = fabric
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.observation_fitted = observation_fitted
+        self.generator = generator
+        self.conditioner = conditioner
+        self.latent_stats = latent_stats
+        self._data = data
+        self._train_encoding = train_encoding
+
+    # -- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, run_dir: str | Path, spec: ResolvedSpec, registry: Any, fabric: Any,
+             data: Callable[[], SpikeData] | None = None) -> "TrainedModel":
+        """The trained components of ``run_dir`` (its spec already resolved), weights loaded."""
+        run_dir = Path(run_dir)
+        summary_path = run_dir / "data" / "summary.json"
+        if not summary_path.is_file():
+            raise LdnsError(f"{run_dir}: the data stage has not run; run `ldns train --resume --out {run_dir}`")
+        summary = read_json(summary_path)
+        n_neurons, n_time = int(summary["neurons"]), int(summary["bins"])
+        encoder, observation = build_autoencoder(spec, registry, n_neurons)
+        weights = run_dir / "encoder" / "weights.safetensors"
+        if not weights.is_file():
+            raise LdnsError(f"{run_dir}: the encoder stage has not finished; run `ldns train --resume --out {run_dir}`")
+        load_module_weights(encoder, weights)
+        observation_fitted = stage_complete(run_dir / "observation")
+        if observation_fitted and (run_dir / "observation" / "weights.safetensors").is_file():
+            load_module_weights(observation, run_dir / "observation" / "weights.safetensors")
+        generator = conditioner = latent_stats = None
+        if spec.components["generator"] is not None and stage_complete(run_dir / "generator"):
+            latent_stats = LatentStats.load(run_dir / "latent_stats.json")
+            conditioner, generator = load_generator(run_dir, spec, registry, int(latent_stats.mean.shape[0]))
+        return cls(spec, registry, encoder=encoder, observation=observation, n_neurons=n_neurons, n_time=n_time,
+                   fabric=fabric, run_dir=run_dir, observation_fitted=observation_fitted, generator=generator,
+                   conditioner=conditioner, latent_stats=latent_stats, data=data)
+
+    # -- data ---------------------------------------------------------------------------------
+    def data(self) -> SpikeData:
+        """The run's data (through the callable given at construction)."""
+        if self._data is None:
+            raise LdnsError("this model was given no data; pass the data explicitly")
+        return self._data()
+
+    def train_encoding(self) -> Encoded:
+        """The training split's encoding, computed at most once."""
+        if self._train_encoding is None:
+            data = self.data()
+            self._train_encoding = self.encode(data.split("train"), progress=False, trial_index=data.splits["train"])
+        return self._train_encoding
+
+    # -- inference ----------------------------------------------------------------------------
+    def encode(self, data: SpikeData, batch_size: int = 256, progress: bool = True,
+               trial_index: np.ndarray | None = None) -> Encoded:
+        """Latents and rates of real trials (eval mode, no dropout), in batches."""
+        if data.n_neurons != self.n_neurons:
+            raise DataError("counts", f"expected {self.n_neurons} neurons (as in training), got {data.n_neurons}")
+        return encode_trials(self.encoder, data, self.fabric.device, batch_size=batch_size, progress=progress,
+                             trial_index=trial_index)
+
+    def encode_split(self, split: str) -> Encoded:
+        """Encode one split of the run's data ('train', 'val', 'test' or 'all')."""
+        data = self.data()
+        if split == "all":
+            return self.encode(data)
+        if split not in data.splits:
+            raise DataError("splits", f"no split named {split!r}; available: {', '.join(data.splits)}, all")
+        return self.encode(data.split(split), trial_index=data.splits[split])
+
+    def log_prob(self, data: SpikeData) -> np.ndarray:
+        """Per-trial log-likelihood (trials,) of real counts under the observation model at the encoder's rates."""
+        self._check_observation_fitted()
+        encoded = self.encode(data, progress=False)
+        counts = torch.as_tensor(data.counts, dtype=torch.float32)  # (B, T, N)
+        with torch.no_grad():
+            return self.observation.to("cpu").log_prob(counts, torch.as_tensor(encoded.rates),
+                                                       torch.as_tensor(data.mask())).numpy()
+
+    def _check_observation_fitted(self) -> None:
+        if self.observation.needs_fitting and not self.observation_fitted:
+            where = f" `ldns train --resume --out {self.run_dir}`" if self.run_dir else " fit()"
+            raise LdnsError(f"the observation model {self.spec.components['observation'].type!r} has not been "
+                            f"fitted (the observation stage has not finished); run{where}")
+
+    def observation_model(self, name: str | None = None) -> tuple[str, Any]:
+        """(name, model): the run's fitted observation model, or another registered one built now
+        and fitted on the training split's counts and encoder rates when it ``needs_fitting``."""
+        own = self.spec.components["observation"].type
+        if name is None or name == own:
+            self._check_observation_fitted()
+            return own, self.observation
+        model = self.registry.build("observation", {"type": name}, path="--observation", n_neurons=self.n_neurons)
+        if model.needs_fitting:
+            encoded = self.train_encoding()
+            train = encoded.data
+            model.fit(torch.as_tensor(train.counts, dtype=torch.float32), torch.as_tensor(encoded.rates),
+                      torch.as_tensor(train.mask()))
+        return name, model
+
+    def sampler(self, sampler: str | None = None, values: Mapping[str, Any] | None = None) -> tuple[str, Any]:
+        """(name, options) of a sampler of the generator: the spec's ``sample`` section by default.
+
+        Options given in ``values`` override the spec's when the sampler is the spec's; another
+        sampler starts from its own defaults. Validated by the registry (errors name ``sample.<key>``).
+        """
+        default = self.spec.sample
+        values = dict(values or {})
+        if sampler in (None, default.sampler) and not values:
+            return default.sampler, default.options
+        carried = unstructure_config(default.options) if sampler in (None, default.sampler) else {}
+        return self.registry.sampler_options(self.spec.components["generator"].type, sampler or default.sampler,
+                                             {**carried, **values}, "sample")
+
+    @torch.no_grad()
+    def sample(self, n: int, *, length: int | None = None, condition: Any = None, sampler: str | None = None,
+               seed: int = 0, observation: str | None = None, batch_size: int | None = None,
+               progress: bool = True, **sampler_options: Any) -> Samples:
+        """Draw ``n`` trials: latents from the generator, rates from the decoder, spikes from the observation model.
+
+        ``sampler`` and ``sampler_options`` (e.g. ``steps=25``) choose how the generator samples
+        (see :meth:`sampler`). A fixed ``seed`` (with the same ``batch_size``) gives identical
+        samples; ``length`` may differ from the training length.
+        """
+        if self.generator is None:
+            raise LdnsError("the model has no trained generator: fit() a spec with a generator (all stages), "
+                            "or Pipeline.load a run whose generator stage finished")
+        if n < 1:
+            raise LdnsError(f"n: expected at least 1 trial, got {n}")
+        length = int(length or self.n_time)
+        if length < 1:
+            raise LdnsError(f"length: expected at least 1 bin, got {length}")
+        name, options = self.sampler(sampler, sampler_options)
+        label = self.generator.describe_sampler(name, options)
+        batch_size = int(batch_size or self.spec.sample.batch_size)
+        observation_name, observation_model = self.observation_model(observation)
+        cond = self.conditioner.validate(condition, n, length)
+        device = self.fabric.device
+        for module in (self.generator, self.encoder, observation_model):
+            module.to(device).eval()
+        latent_gen = torch.Generator(device=device).manual_seed(seed)
+        spike_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        from tqdm.auto import tqdm
+
+        parts: dict[str, list[np.ndarray]] = {"latents": [], "rates": [], "counts": []}
+        for start in tqdm(range(0, n, batch_size), desc=f"sample {label}", unit="batch", disable=not progress):
+            size = min(batch_size, n - start)
+            lengths = torch.full((size,), length, dtype=torch.long, device=device)  # (B,)
+            batch_cond = None if cond is None else cond[start:start + size].to(device)
+            z = self.generator.sample(size, lengths, batch_cond, latent_gen, sampler=name, options=options)  # (B, T, D)
+            mask = torch.arange(length, device=device)[None, :] < lengths[:, None]  # (B, T)
+            latents = torch.as_tensor(self.latent_stats.unnormalise(z.cpu().numpy()), dtype=torch.float32,
+                                      device=device)  # (B, T, D)
+            rates = self.encoder.decode(latents, mask)  # (B, T, N)
+            counts = observation_model.sample(rates, mask, generator=spike_gen)  # (B, T, N)
+            parts["latents"].append((latents * mask[..., None]).cpu().numpy())
+            parts["rates"].append((rates * mask[..., None]).cpu().numpy())
+            parts["counts"].append(counts.round().to(torch.int32).cpu().numpy())
+        return Samples(counts=np.concatenate(parts["counts"]), lengths=np.full(n, length, dtype=np.int64),
+                       latents=np.concatenate(parts["latents"]), rates=np.concatenate(parts["rates"]),
+                       condition=None if cond is None else cond.cpu().numpy(), sampler=name,
+                       sampler_options=unstructure_config(options), sampler_label=label, seed=seed,
+                       observation=observation_name)
+
+    def write_samples(self, samples: Samples, path: str | Path) -> Path:
+        """Write ``samples`` (see :mod:`ldns_framework.io.samples`) and tell the plugins."""
+        path = write_samples(samples, path)
+        self.registry.hook.ldns_samples_written(path=path, n_trials=samples.n_trials, sampler=samples.sampler)
+        return path
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, samples: Samples | str | Path | None = None, *, data: SpikeData | None = None,
+                 metrics: Mapping[str, Any] | Sequence[str] | None = None, against: str = "both", folds: int = 5,
+                 seed: int = 0, protocol: str = "bootstrap", out: str | Path | None = None, progress: bool = True,
+                 workers: int = 1) -> list[dict[str, Any]]:
+        """Compare samples with the run's real trials; see :func:`ldns_framework.evaluation.evaluate_run`.
+
+        ``samples``: in memory, a file, or None for the newest ``RUN/samples`` file; ``metrics``:
+        name -> Metric, registered names, or None for every registered metric; ``data``
+        defaults to the run's data; ``out`` to ``RUN/metrics.json``.
+        """
+        from ldns_framework.evaluation import evaluate_run, metrics_from_registry
+
+        if not isinstance(metrics, Mapping):
+            metrics = metrics_from_registry(self.registry, metrics)
+        return evaluate_run(self.run_dir, self.data() if data is None else data, metrics, samples=samples,
+                            against=against, folds=folds, seed=seed, protocol=protocol, out=out, progress=progress,
+                            workers=workers)

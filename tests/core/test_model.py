@@ -1,0 +1,108 @@
+"""The trained model: samplers declared by the generator, recorded as used; another observation
+model fitted only when it needs fitting; encode, log_prob and evaluate on a reopened run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pipeline_toys import CountingData, GainPoisson, toy_registry, toy_spec
+
+from ldns_framework import LdnsError
+from ldns_framework.cli import main
+from ldns_framework.io.samples import read_samples
+from ldns_framework.pipeline import Pipeline
+
+SPEC = toy_spec(observation={"type": "poisson"}, generator={"type": "stepped"},
+                sample={"sampler": "fast", "steps": 3, "batch_size": 8})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("model") / "run"
+    Pipeline.from_spec(SPEC, registry=toy_registry()).fit(run_dir=run, progress=False)
+    return run
+
+
+@pytest.fixture
+def model(run):
+    CountingData.loads = 0
+    return Pipeline.load(run, toy_registry())
+
+
+def test_the_specs_sampler_and_options_are_used_and_recorded(model):
+    samples = model.sample(2, seed=0, progress=False)
+    assert (samples.sampler, dict(samples.sampler_options), samples.sampler_label) == ("fast", {"steps": 3}, "fast (steps=3)")
+    more = model.sample(2, seed=0, steps=5, progress=False)
+    assert dict(more.sampler_options) == {"steps": 5}
+
+
+def test_another_sampler_starts_from_its_own_options(model, tmp_path):
+    samples = model.sample(2, seed=0, sampler="exact", progress=False)
+    assert samples.sampler == "exact" and dict(samples.sampler_options) == {} and samples.sampler_label == "exact"
+    back = read_samples(model.write_samples(samples, tmp_path / "s.npz"))
+    assert back.sampler == "exact" and dict(back.sampler_options) == {}  # no steps recorded for a sampler without them
+
+
+def test_sampler_mistakes_name_the_key(model):
+    with pytest.raises(LdnsError, match=r"sample\.sampler: unknown sampler 'fsat'.*did you mean 'fast'"):
+        model.sample(2, sampler="fsat", progress=False)
+    with pytest.raises(LdnsError, match=r"sample\.steps: unknown option"):
+        model.sample(2, sampler="exact", steps=4, progress=False)
+
+
+def test_cli_sampler_and_steps_are_checked_against_the_generator(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("ldns_framework.cli._registry", lambda args: toy_registry())
+    out = tmp_path / "s.npz"
+    assert main(["sample", str(run), "--n", "2", "--sampler", "exact", "--steps", "4", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --steps: sampler 'exact' of generator 'stepped' takes no steps "
+                                               "option (it has no options)")
+    assert main(["sample", str(run), "--n", "2", "--sampler", "fsat", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --sampler: generator 'stepped' has no sampler 'fsat' "
+                                               "(did you mean 'fast'?); its samplers: fast, exact")
+    assert main(["sample", str(run), "--n", "2", "--steps", "4", "--no-progress", "--out", str(out)]) == 0
+    assert "(fast (steps=4), observation poisson, seed 0)" in capsys.readouterr().out
+    assert dict(read_samples(out).sampler_options) == {"steps": 4}
+
+
+def test_another_observation_model_is_fitted_on_the_training_split_only_when_it_needs_fitting(model):
+    samples = model.sample(2, seed=0, observation="gain-poisson", progress=False)
+    assert samples.observation == "gain-poisson" and CountingData.loads == 1
+    _, fitted = model.model.observation_model("gain-poisson")
+    assert isinstance(fitted, GainPoisson) and not np.allclose(fitted.gain.numpy(), 1.0)
+    assert CountingData.loads == 1  # the training encoding is kept
+
+
+def test_encode_log_prob_and_evaluate_share_one_load_of_the_data(model, tmp_path):
+    test = model.load_data().split("test")
+    encoded = model.encode_split("test")
+    assert encoded.latents.shape == (test.n_trials, 12, 2)
+    np.testing.assert_array_equal(encoded.trial_index, model.load_data().splits["test"])
+    ll = model.log_prob(test)
+    assert ll.shape == (test.n_trials,) and np.isfinite(ll).all()
+    records = model.evaluate(model.sample(6, progress=False), metrics=["mean-rate"], against="test", folds=2,
+                             out=tmp_path / "metrics.json", progress=False)
+    assert {r["split"] for r in records} == {"test"} and (tmp_path / "metrics.json").is_file()
+    assert CountingData.loads == 1
+
+
+def test_a_run_without_its_generator_stage_cannot_sample(tmp_path):
+    registry = toy_registry()
+    Pipeline.from_spec(SPEC, registry=registry).fit(run_dir=tmp_path / "run", until="latents", progress=False)
+    reopened = Pipeline.load(tmp_path / "run", registry)
+    assert reopened.generator is None
+    with pytest.raises(LdnsError, match="no trained generator"):
+        reopened.sample(2, progress=False)
+
+
+def test_an_observation_model_that_needs_fitting_cannot_score_before_its_stage(tmp_path):
+    registry = toy_registry()
+    run = tmp_path / "run"
+    Pipeline.from_spec(toy_spec(), registry=registry).fit(run_dir=run, until="encoder", progress=False)
+    reopened = Pipeline.load(run, registry)
+    test = reopened.load_data().split("test")
+    assert reopened.encode(test, progress=False).latents.shape == (test.n_trials, 12, 2)
+    with pytest.raises(LdnsError, match="'gain-poisson' has not been fitted"):
+        reopened.log_prob(test)
+    poisson = toy_spec(observation={"type": "poisson"})
+    Pipeline.from_spec(poisson, registry=registry).fit(run_dir=tmp_path / "p", until="encoder", progress=False)
+    assert np.isfinite(Pipeline.load(tmp_path / "p", registry).log_prob(test)).all()  # nothing to fit
