@@ -11,21 +11,24 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch is pinned through constraints.txt (pyproject keeps a range) so that pip takes the CPU wheel.
-EXAMPLE := docs/examples/ldns-negative-binomial
+# The test plugin and the examples are installed editable, so their code is never a stale copy.
+# One installable example plugin per component kind (docs/writing-plugins.md), each with its own tests.
+EXAMPLES := docs/examples/ldns-negative-binomial docs/examples/ldns-gru-encoder \
+            docs/examples/ldns-ar1-generator docs/examples/ldns-csv-spikes
 
-$(STAMP): $(PY) pyproject.toml constraints.txt tests/plugin_dist/pyproject.toml $(EXAMPLE)/pyproject.toml
+$(STAMP): $(PY) pyproject.toml constraints.txt tests/plugin_dist/pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
 	$(PIP) install --quiet -c constraints.txt -e '.[test]'
-	$(PIP) install --quiet -c constraints.txt ./tests/plugin_dist
-	$(PIP) install --quiet -c constraints.txt './$(EXAMPLE)[test]'
+	$(PIP) install --quiet -c constraints.txt -e ./tests/plugin_dist
+	for example in $(EXAMPLES); do $(PIP) install --quiet -c constraints.txt -e "./$$example[test]" || exit 1; done
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
-	cd $(EXAMPLE) && ../../../$(PY) -m pytest -q
+	for example in $(EXAMPLES); do (cd $$example && ../../../$(PY) -m pytest -q -p no:cacheprovider) || exit 1; done
 
 demo: $(STAMP)
 	$(VENV)/bin/ldns demo --out runs/demo

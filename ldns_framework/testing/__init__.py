@@ -1,28 +1,34 @@
-"""The conformance kit for plugin authors (DESIGN.md section 8).
+"""The conformance kit for plugin authors (DESIGN.md section 8), for every component kind.
 
-- :mod:`.checks`: named property checks for observation models, usable imperatively::
+- :mod:`.checks`: named property checks per kind (encoder, observation, generator, conditioner,
+  data, metric), each kind ending with an integration check (a tiny spec with the component
+  swapped in trains, saves, reloads and samples), usable imperatively::
 
-      from ldns_framework.testing import check_observation_model, run_checks
+      from ldns_framework.testing import check_component, format_results, run_checks
 
-      for check in check_observation_model(MyObservation):   # a factory: MyObservation() builds one
-          check()                                           # raises CheckFailed naming the property
-      run_checks(MyObservation)                             # -> [CheckResult(name, passed, message), ...]
+      for check in check_component("observation", MyObservation):  # a factory: the class will do
+          check()                                                   # raises CheckFailed naming the property
+      print(format_results(run_checks(MyEncoder, kind="encoder", registry=registry)))
 
 - :func:`parametrize_with_checks`: the same checks as pytest parameters, with an explicit
   ``expected_failed_checks`` mapping (as scikit-learn's)::
 
-      @parametrize_with_checks([MyObservation, lambda: MyObservation(MyConfig(dispersion=3.0))])
+      @parametrize_with_checks([MyObservation], kind="observation")
       def test_conformance(check):
           check()
 
-- :class:`ObservationModelContract`: a test class to subclass (``def make_model(self)``).
+- Contract classes to subclass (``def make_model(self, ...)``): :class:`ObservationModelContract`,
+  :class:`EncoderContract`, :class:`GeneratorContract`, :class:`ConditionerContract`,
+  :class:`DataSourceContract`, :class:`MetricContract`.
+- :mod:`.reference`: the kit's tiny reference components (``kit-linear-encoder``, ...).
+- :mod:`.command`: ``run_check_command``, what ``ldns check KIND NAME`` runs.
 - :mod:`.strategies`: hypothesis strategies (``spike_counts``, ``rates``, ``masks``, ``lengths``,
   ``conditions``, ``observation_batches``, ``spike_data``).
 - :mod:`.pytest_plugin`: fixtures (``isolated_registry``, ...), loaded through the ``pytest11``
   entry point.
 
-Only :mod:`.checks` is needed at run time (``ldns check observation NAME``); the rest imports
-pytest and hypothesis (the ``test`` extra) on first use.
+Only :mod:`.checks` (and :mod:`.command`) is needed at run time; the rest imports pytest and
+hypothesis (the ``test`` extra) on first use.
 """
 
 from __future__ import annotations
@@ -33,21 +39,38 @@ from typing import Any
 _CHECKS = "ldns_framework.testing.checks"
 _STRATEGIES = "ldns_framework.testing.strategies"
 _CONTRACT = "ldns_framework.testing.contract"
+_COMMAND = "ldns_framework.testing.command"
+_REFERENCE = "ldns_framework.testing.reference"
 #: Everything is imported on first use: the pytest plugin (loaded by every pytest run in an
 #: environment with ldns-framework) imports this package and must not pull in torch.
 _LAZY = {
     "CHECKS": _CHECKS,
+    "KINDS": _CHECKS,
     "Check": _CHECKS,
     "CheckFailed": _CHECKS,
     "CheckResult": _CHECKS,
     "CheckSkipped": _CHECKS,
     "KitSettings": _CHECKS,
+    "check_component": _CHECKS,
+    "check_conditioner": _CHECKS,
+    "check_data_source": _CHECKS,
+    "check_encoder": _CHECKS,
+    "check_generator": _CHECKS,
+    "check_metric": _CHECKS,
     "check_observation_model": _CHECKS,
     "format_results": _CHECKS,
     "run_checks": _CHECKS,
     "synthetic_data": _CHECKS,
+    "run_check_command": _COMMAND,
+    "ConditionerContract": _CONTRACT,
+    "DataSourceContract": _CONTRACT,
+    "EncoderContract": _CONTRACT,
+    "GeneratorContract": _CONTRACT,
+    "MetricContract": _CONTRACT,
     "ObservationModelContract": _CONTRACT,
     "parametrize_with_checks": _CONTRACT,
+    "reference": _REFERENCE,
+    "synthetic_spike_data": _REFERENCE,
     "strategies": _STRATEGIES,
     "conditions": _STRATEGIES,
     "lengths": _STRATEGIES,

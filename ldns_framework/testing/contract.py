@@ -1,4 +1,4 @@
-"""pytest-facing parts of the kit: ``parametrize_with_checks`` and the ``ObservationModelContract`` class.
+"""pytest-facing parts of the kit: ``parametrize_with_checks`` and one contract class per kind.
 
 Imports pytest and hypothesis (the ``test`` extra).
 """
@@ -12,46 +12,55 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ldns_framework.data import SpikeData
 from ldns_framework.testing import strategies as spike_strategies
-from ldns_framework.testing.checks import (
-    CHECKS,
-    Check,
-    CheckFailed,
-    CheckSkipped,
-    KitSettings,
-    _Subject,
-    check_observation_model,
-)
+from ldns_framework.testing.checks import CHECKS, Check, CheckFailed, CheckSkipped, KitSettings, check_component
+from ldns_framework.testing.core import Subject
+from ldns_framework.testing.pytest_plugin import kit_registry
+from ldns_framework.testing.reference import synthetic_spike_data
 
-__all__ = ["ObservationModelContract", "parametrize_with_checks"]
+__all__ = [
+    "ConditionerContract",
+    "DataSourceContract",
+    "EncoderContract",
+    "GeneratorContract",
+    "MetricContract",
+    "ObservationModelContract",
+    "parametrize_with_checks",
+]
 
 ExpectedFailures = Mapping[str, str] | Callable[[Any], Mapping[str, str]] | None
 
 
-def _expected_for(expected: ExpectedFailures, model: Any) -> dict[str, str]:
-    table = dict(expected(model) if callable(expected) else (expected or {}))
-    unknown = sorted(set(table) - set(CHECKS))
+def _known(kind: str, table: Mapping[str, str]) -> None:
+    unknown = sorted(set(table) - set(CHECKS[kind]))
     if unknown:
-        raise ValueError(f"expected_failed_checks names unknown checks {unknown}; known: {', '.join(CHECKS)}")
-    return table
+        raise ValueError(f"expected_failed_checks names unknown {kind} checks {unknown}; known: {', '.join(CHECKS[kind])}")
 
 
-def parametrize_with_checks(factories: Iterable[Callable[[], Any]], *, expected_failed_checks: ExpectedFailures = None,
-                            settings: KitSettings | None = None) -> Any:
-    """A ``pytest.mark.parametrize("check", ...)`` over every applicable check of every factory.
+def parametrize_with_checks(factories: Iterable[Callable[..., Any]], *, kind: str = "observation",
+                            expected_failed_checks: ExpectedFailures = None, settings: KitSettings | None = None,
+                            registry: Any = None, plugins: Iterable[str] = ()) -> Any:
+    """A ``pytest.mark.parametrize("check", ...)`` over every check of ``kind`` for every factory.
 
-    ``expected_failed_checks`` maps check names to the reason they are known to fail (or is a
-    callable taking a model and returning such a mapping); those checks are marked
-    ``xfail(strict=True)``, so a fixed bug is noticed. Test ids are ``ModelClass-check_name``::
+    Checks that do not apply are listed too and skip with their reason. ``expected_failed_checks``
+    maps check names to the reason they are known to fail (or is a callable taking a component
+    and returning such a mapping); those checks are marked ``xfail(strict=True)``, so a fixed bug
+    is noticed. The integration check runs in a fresh registry per factory holding ``plugins``
+    (import names of plugin modules the component names, e.g. its ``encoder_observation()``), or in ``registry``.
+    Test ids are ``ComponentClass-check_name``::
 
-        @parametrize_with_checks([PoissonObservation], expected_failed_checks={})
+        @parametrize_with_checks([MyEncoder], kind="encoder")
         def test_conformance(check):
             check()
     """
     params = []
     for factory in factories:
-        checks = list(check_observation_model(factory, settings=settings))
-        expected = _expected_for(expected_failed_checks, factory()) if expected_failed_checks else {}
+        checks = list(check_component(kind, factory, settings=settings, include_inapplicable=True,
+                                      registry=registry if registry is not None else kit_registry(*plugins)))
+        expected = dict(expected_failed_checks(checks[0].subject.probe) if callable(expected_failed_checks)
+                        else (expected_failed_checks or {}))
+        _known(kind, expected)
         for check in checks:
             marks = [pytest.mark.xfail(strict=True, raises=CheckFailed, reason=expected[check.name])] \
                 if check.name in expected else []
@@ -76,46 +85,12 @@ class _PytestCheck:
         return repr(self.check)
 
 
-class ObservationModelContract:
-    """Subclass as ``class TestMyObservation(ObservationModelContract)`` and define ``make_model``.
+def _conformance_test(kind: str) -> Callable[..., None]:
+    """``test_conformance[check_name]`` over every check of ``kind`` (the subclass's component)."""
 
-    Every property of :mod:`ldns_framework.testing.checks` becomes a test
-    (``test_conformance[check_name]``; checks the model's tags rule out are skipped), plus
-    hypothesis-driven properties on random rates and masks. Class attributes:
-
-    - ``expected_failed_checks``: ``{check_name: reason}`` for known failures (strict xfail);
-    - ``kit_settings``: a :class:`KitSettings` to change sizes and thresholds.
-
-    The model is built (and fitted, if it needs it) once per class.
-    """
-
-    expected_failed_checks: ClassVar[Mapping[str, str]] = {}
-    kit_settings: ClassVar[KitSettings | None] = None
-
-    def make_model(self) -> Any:
-        """Return a fresh observation model (called several times)."""
-        raise NotImplementedError("define make_model(self) in your ObservationModelContract subclass")
-
-    # -- shared subject ------------------------------------------------------------------------
-    @classmethod
-    def _kit_checks(cls) -> dict[str, Check]:
-        cache = cls.__dict__.get("_ldns_kit_cache")
-        if cache is None:
-            instance = cls()
-            checks = check_observation_model(instance.make_model, settings=cls.kit_settings, include_inapplicable=True)
-            cache = {check.name: check for check in checks}
-            cls._ldns_kit_cache = cache  # per subclass
-        return cache
-
-    def _subject(self) -> _Subject:
-        return next(iter(self._kit_checks().values())).subject
-
-    # -- the named checks ----------------------------------------------------------------------
-    @pytest.mark.parametrize("check_name", list(CHECKS))
-    def test_conformance(self, check_name: str) -> None:
-        unknown = sorted(set(self.expected_failed_checks) - set(CHECKS))
-        if unknown:
-            pytest.fail(f"expected_failed_checks names unknown checks {unknown}; known: {', '.join(CHECKS)}")
+    @pytest.mark.parametrize("check_name", list(CHECKS[kind]))
+    def test_conformance(self: "_Contract", check_name: str) -> None:
+        _known(kind, self.expected_failed_checks)
         check = self._kit_checks()[check_name]
         reason = self.expected_failed_checks.get(check_name)
         try:
@@ -129,13 +104,117 @@ class ObservationModelContract:
         if reason is not None:
             pytest.fail(f"{check_name} is listed in expected_failed_checks ({reason}) but passed")
 
+    return test_conformance
+
+
+class _Contract:
+    """Shared by the contract classes: the component is built (and prepared) once per class.
+
+    Class attributes: ``plugins`` (plugin modules the component names), ``expected_failed_checks`` (``{check_name: reason}`` for known failures,
+    strict xfail) and ``kit_settings`` (a :class:`KitSettings`). The integration check runs in a
+    fresh registry holding the kit's reference components and the component's class, registered
+    in-process (define the class at module level so that a spec can name it).
+    """
+
+    kind: ClassVar[str] = ""
+    #: Import names of plugin modules the component names (e.g. its ``encoder_observation()``).
+    plugins: ClassVar[tuple[str, ...]] = ()
+    expected_failed_checks: ClassVar[Mapping[str, str]] = {}
+    kit_settings: ClassVar[KitSettings | None] = None
+
+    def make_model(self, **context: Any) -> Any:
+        """Return a fresh component (called several times, with the keywords it takes)."""
+        raise NotImplementedError(f"define make_model in your {type(self).__name__} subclass")
+
+    def _data(self) -> Callable[[], SpikeData] | None:
+        return None
+
+    @classmethod
+    def _kit_checks(cls) -> dict[str, Check]:
+        cache = cls.__dict__.get("_ldns_kit_cache")
+        if cache is None:
+            instance = cls()
+            checks = check_component(cls.kind, instance.make_model, settings=cls.kit_settings, registry=kit_registry(*cls.plugins),
+                                     data=instance._data(), include_inapplicable=True)
+            cache = {check.name: check for check in checks}
+            cls._ldns_kit_cache = cache  # per subclass
+        return cache
+
+    def _subject(self) -> Subject:
+        return next(iter(self._kit_checks().values())).subject
+
+
+class EncoderContract(_Contract):
+    """``class TestMyEncoder(EncoderContract): def make_model(self, n_neurons): return MyEncoder(cfg, n_neurons=n_neurons)``."""
+
+    kind = "encoder"
+    test_conformance = _conformance_test("encoder")
+
+
+class GeneratorContract(_Contract):
+    """``class TestMyGenerator(GeneratorContract)`` with ``def make_model(self, latent_dim, condition_kind=None,
+    condition_dim=0)`` (leave the condition keywords out for an unconditional-only generator)."""
+
+    kind = "generator"
+    test_conformance = _conformance_test("generator")
+
+
+class ConditionerContract(_Contract):
+    """``class TestMyConditioner(ConditionerContract): def make_model(self): ...``; override ``make_data``
+    when the conditioner reads covariates the kit's data lacks."""
+
+    kind = "conditioner"
+    test_conformance = _conformance_test("conditioner")
+
+    def make_data(self) -> SpikeData:
+        """The data the conditioner is fitted on and checked with (default: the kit's, with covariates
+        ``vector``, ``sequence`` and ``label``)."""
+        return synthetic_spike_data()
+
+    def _data(self) -> Callable[[], SpikeData] | None:
+        return self.make_data
+
+
+class DataSourceContract(_Contract):
+    """``class TestMySource(DataSourceContract): def make_model(self): return MySource(MyConfig(path=...))``."""
+
+    kind = "data"
+    test_conformance = _conformance_test("data")
+
+
+class MetricContract(_Contract):
+    """``class TestMyMetric(MetricContract): def make_model(self): ...``; override ``make_data`` when the
+    metric needs covariates the kit's data lacks."""
+
+    kind = "metric"
+    test_conformance = _conformance_test("metric")
+
+    def make_data(self) -> SpikeData:
+        """The real-data side of the comparisons (default: the kit's seeded data)."""
+        return synthetic_spike_data(n_trials=30, length=20)
+
+    def _data(self) -> Callable[[], SpikeData] | None:
+        return self.make_data
+
+
+class ObservationModelContract(_Contract):
+    """Subclass as ``class TestMyObservation(ObservationModelContract)`` and define ``make_model``.
+
+    Every observation check becomes a test (``test_conformance[check_name]``; checks the model's
+    tags rule out are skipped with the reason), plus hypothesis-driven properties on random rates
+    and masks. The model is built (and fitted, if it needs it) once per class.
+    """
+
+    kind = "observation"
+    test_conformance = _conformance_test("observation")
+
     # -- hypothesis properties -----------------------------------------------------------------
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
     @given(data=st.data())
     def test_log_prob_of_own_samples_on_random_inputs(self, data: st.DataObject) -> None:
         """On random rates and padded masks: samples are counts, and their log_prob is finite and <= 0."""
         subject = self._subject()
-        model = subject.model()
+        model = subject.component()
         n = subject.n_neurons
         shape = data.draw(spike_strategies.shapes(n_trials=st.integers(1, 4), n_time=st.integers(1, 10), n_neurons=n))
         rates = torch.as_tensor(data.draw(spike_strategies.rates(shape, min_rate=1e-3, max_rate=10.0)),
@@ -162,7 +241,7 @@ class ObservationModelContract:
         subject = self._subject()
         if "supports_mask" not in subject.tags:
             pytest.skip("the model does not declare the 'supports_mask' tag")
-        model = subject.model()
+        model = subject.component()
         counts, rates, mask = data.draw(spike_strategies.observation_batches(n_neurons=subject.n_neurons, max_count=3))
         with torch.no_grad():
             counts = model.sample(rates, mask, generator=torch.Generator().manual_seed(0)).to(rates.dtype)

@@ -12,6 +12,11 @@ Fixtures for plugin authors:
   component from the isolated registry exactly as a spec section would.
 - ``observation_checks``: ``observation_checks("negative-binomial")`` runs the conformance kit
   on a registered observation model and returns its :class:`CheckResult` rows.
+- ``component_checks``: ``component_checks("encoder", "gru", hidden=8)``, the same for any kind
+  (each kind's integration check included: the isolated registry gets the kit's reference
+  components beside the plugin under test).
+
+:func:`kit_registry` gives an empty registry (no discovery) for the contract classes.
 
 The registry package is imported inside the fixtures only: the core never imports it otherwise.
 """
@@ -34,17 +39,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ldns_plugin(*modules): the ldns plugin modules isolated_registry registers")
 
 
-def _make_registry(*plugins: ModuleType | str) -> Any:
+def kit_registry(*plugins: ModuleType | str) -> Any:
+    """A ``ldns_registry.Registry`` without entry-point discovery, holding only ``plugins`` (modules or
+    import names): the plugin under test and what its components name (e.g. the observation model an
+    autoregressive model's ``encoder_observation()`` returns). The kit registers its own reference
+    components into it as needed."""
     from ldns_registry import Registry  # the composition root's package, imported lazily
 
-    if not plugins:
-        raise pytest.UsageError("isolated_registry: no plugin under test; mark the test with "
-                                "@pytest.mark.ldns_plugin('my_package'), set `ldns_plugins` in the pytest ini "
-                                "options, or override the ldns_plugin_modules fixture")
     registry = Registry(strict=False)
     for plugin in plugins:
         module = importlib.import_module(plugin) if isinstance(plugin, str) else plugin
         registry.register(module, module.__name__)
+    return registry
+
+
+def _make_registry(*plugins: ModuleType | str) -> Any:
+    if not plugins:
+        raise pytest.UsageError("isolated_registry: no plugin under test; mark the test with "
+                                "@pytest.mark.ldns_plugin('my_package'), set `ldns_plugins` in the pytest ini "
+                                "options, or override the ldns_plugin_modules fixture")
+    registry = kit_registry(*plugins)
     problems = [f.message() for f in registry.failures.values()]
     problems += [c.message() for c in registry.catalogue.conflicts.values()]
     if problems:
@@ -84,11 +98,24 @@ def build_observation(isolated_registry: Any) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def observation_checks(build_observation: Callable[..., Any]) -> Callable[..., list[Any]]:
-    """``observation_checks(name, **options)``: the kit's :class:`CheckResult` rows for a registered model."""
+def component_checks(isolated_registry: Any) -> Callable[..., list[Any]]:
+    """``component_checks(kind, name, **options)``: the kit's :class:`CheckResult` rows for a registered component."""
     from ldns_framework.testing.checks import run_checks
 
+    def run(kind: str, name: str, **options: Any) -> list[Any]:
+        def factory(**context: Any) -> Any:
+            return isolated_registry.build(kind, {"type": name, **options}, path=kind, **context)
+
+        return run_checks(factory, kind=kind, registry=isolated_registry, name=name, options=options)
+
+    return run
+
+
+@pytest.fixture
+def observation_checks(component_checks: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+    """``observation_checks(name, **options)``: the kit's :class:`CheckResult` rows for a registered model."""
+
     def run(name: str, **options: Any) -> list[Any]:
-        return run_checks(lambda: build_observation(name, **options))
+        return component_checks("observation", name, **options)
 
     return run

@@ -1,28 +1,57 @@
-"""Every built-in observation model passes the conformance kit (DESIGN.md section 8), found as users find it."""
+"""Every built-in component of every kind passes the conformance kit (DESIGN.md section 8), found
+as users find it (entry-point discovery) and checked as ``ldns check KIND NAME`` checks it: built
+from its registered name, the integration check included."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
 from ldns_registry import Registry
 
-from ldns_framework.testing import parametrize_with_checks
+from ldns_framework.testing import KINDS, CheckSkipped, check_component
+from ldns_framework.testing.reference import synthetic_spike_data
 
 _REGISTRY = Registry.discover(strict=False, trace=False)
-BUILTIN_OBSERVATIONS = sorted(e.name for e in _REGISTRY.catalogue
-                              if e.kind == "observation" and e.provider.distribution == "ldns-framework")
+BUILTIN = [(e.kind, e.name) for e in _REGISTRY.catalogue if e.provider.distribution == "ldns-framework"]
 
 
-def _factory(name: str):
-    def build():
-        return _REGISTRY.build("observation", {"type": name})
-
-    build.__name__ = name
-    return build
-
-
-def test_poisson_is_among_the_builtin_observation_models():
-    assert "poisson" in BUILTIN_OBSERVATIONS
+def _arrays_file() -> str:
+    """An .npz for the file-reading data source (written once per session, in a temporary folder)."""
+    data = synthetic_spike_data()
+    path = Path(tempfile.mkdtemp(prefix="ldns-kit-")) / "spikes.npz"
+    np.savez(path, counts=data.counts, **{f"split/{k}": v for k, v in data.splits.items()})
+    return str(path)
 
 
-@parametrize_with_checks([_factory(name) for name in BUILTIN_OBSERVATIONS])
-def test_builtin_observation_models_pass_the_kit(check):
-    check()
+#: Options a built-in needs to be built at all (a required path), or to stay small enough for CI.
+OPTIONS = {("data", "arrays"): {"path": _arrays_file()},
+           ("data", "lorenz"): {"n_trials": 40, "length": 32, "n_neurons": 8}}
+
+
+def _params() -> list:
+    params = []
+    for kind, name in BUILTIN:
+        options = OPTIONS.get((kind, name), {})
+
+        def factory(_kind=kind, _name=name, _options=options, **context):
+            return _REGISTRY.build(_kind, {"type": _name, **_options}, path=_kind, **context)
+
+        for check in check_component(kind, factory, registry=_REGISTRY, name=name, options=options,
+                                     include_inapplicable=True):
+            params.append(pytest.param(check, id=f"{kind}-{name}-{check.name}"))
+    return params
+
+
+def test_every_kind_has_builtin_components():
+    assert {kind for kind, _ in BUILTIN} == set(KINDS)
+
+
+@pytest.mark.parametrize("check", _params())
+def test_builtin_components_pass_the_kit(check):
+    try:
+        check()
+    except CheckSkipped as exc:
+        pytest.skip(str(exc))

@@ -1,18 +1,11 @@
 """Named property checks for observation models (DESIGN.md section 8), one per property.
 
-``check_observation_model(factory)`` yields a :class:`Check` per property that applies to the
-model (selected by its ``tags`` and ``is_autoregressive``); calling a check runs it and raises
-:class:`CheckFailed` with a message that starts with the property's name, or
-:class:`CheckSkipped` when it cannot run (e.g. a grid check on more than 3 fixed neurons).
-``run_checks(factory)`` runs them all and returns :class:`CheckResult` rows (what
-``ldns check observation NAME`` prints). Every check is deterministic: inputs and draws come
-from seeded generators, so a pass or a failure reproduces exactly.
-
-The model under test. ``factory()`` must return a fresh model (a class with a default config
-will do). A model that exposes ``is_fitted == False`` (it needs data before it can be used, like
-``spike-history``) is fitted once on :func:`synthetic_data`; each check then works on a deep copy.
-A model whose ``n_neurons`` attribute is a positive int is checked with that many neurons; any
-other model with ``KitSettings.n_neurons`` (3).
+The model under test. ``factory()`` (or ``factory(n_neurons=...)`` when it takes the keyword, as
+the pipeline builds a model for a run) must return a fresh model. A model that declares
+``needs_fitting`` (or reports ``is_fitted == False``) is fitted once on :func:`synthetic_data`,
+as the pipeline fits it after the encoder; each check then works on a deep copy. A model whose
+``n_neurons`` attribute is a positive int is checked with that many neurons; any other model
+with ``KitSettings.n_neurons`` (3).
 
 Tags read (``model.tags``): ``supports_mask`` (padded bins are checked), ``rate_parameterised``
 (E[count] = rate is checked), ``per_neuron`` (per-neuron parameters: no neuron-permutation
@@ -30,109 +23,52 @@ sampler by a chi-square test, and checked to sum to 1.
 
 from __future__ import annotations
 
-import copy
-import inspect
 import math
-import time
-import unittest
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable
 
-import attrs
 import numpy as np
 import torch
 
-__all__ = [
-    "CHECKS",
-    "Check",
-    "CheckFailed",
-    "CheckResult",
-    "CheckSkipped",
-    "KitSettings",
-    "check_observation_model",
-    "format_results",
-    "run_checks",
-    "synthetic_data",
-]
+from ldns_framework.testing.core import (
+    CheckSkipped,
+    KitSettings,
+    Subject,
+    fail,
+    finite_figures,
+    register_check,
+    weights_round_trip,
+)
+
+__all__ = ["ObservationSubject", "synthetic_data"]
 
 
-class CheckFailed(AssertionError):
-    """A model violated a property; the message starts with the check's name."""
+class ObservationSubject(Subject):
+    """An observation model, fitted on :func:`synthetic_data` first when it declares needs_fitting (or is not fitted)."""
 
+    kind = "observation"
 
-class CheckSkipped(unittest.SkipTest):
-    """A check cannot run on this model (pytest reports it as skipped)."""
+    def __init__(self, factory: Callable[..., Any], settings: KitSettings, **where: Any) -> None:
+        self._fixed: int | None = None
+        super().__init__(factory, settings, **where)  # the probe is built as the factory alone builds it
+        self.is_autoregressive = bool(getattr(self.probe, "is_autoregressive", False))
+        fixed = getattr(self.probe, "n_neurons", None)
+        self._fixed = fixed if isinstance(fixed, int) and not isinstance(fixed, bool) and fixed > 0 else None
 
+    def context(self) -> dict[str, Any]:
+        """After the probe, models are built as a run builds them: with the number of neurons."""
+        return {"n_neurons": self.n_neurons} if hasattr(self, "probe") else {}
 
-@attrs.frozen
-class CheckResult:
-    """One row of :func:`run_checks`: the check's name, whether it passed, and why not."""
-
-    name: str
-    passed: bool
-    message: str = ""
-    skipped: bool = False
-    seconds: float = 0.0
-
-
-@attrs.frozen
-class KitSettings:
-    """Sizes and thresholds of the checks (the defaults take a few seconds per model on one core)."""
-
-    n_neurons: int = 3  # neurons in the inputs, unless the model fixes its own number
-    n_time: int = 6  # bins of the sampler-vs-log_prob test
-    n_draws: int = 2000  # draws per distribution compared
-    max_count: int = 30  # the grid of counts 0..max_count per neuron (pmf sums, conditionals)
-    grid_neurons: int = 3  # joint grids over more neurons than this are skipped ((K+1)^N rows)
-    min_rate: float = 0.05
-    max_rate: float = 2.0
-    z_threshold: float = 5.0  # |z| above this fails the sampler tests
-    p_threshold: float = 1.0e-6  # chi-square p-values below this fail
-    normalisation_tolerance: float = 2.0e-3
-    rtol: float = 1.0e-4  # log_prob comparisons (batching, padding, permutations)
-    atol: float = 1.0e-3
-    seed: int = 0
-
-
-Factory = Callable[[], Any]
-
-
-# -- the subject: a factory, its prepared model, the sizes it imposes -----------------------------
-
-class _Subject:
-    """The model under test, built (and fitted when it needs it) once and copied for each check."""
-
-    def __init__(self, factory: Factory, settings: KitSettings) -> None:
-        self.factory = factory
-        self.settings = settings
-        probe = factory()
-        self.name = type(probe).__name__
-        self.tags = frozenset(getattr(probe, "tags", ()) or ())
-        self.is_autoregressive = bool(getattr(probe, "is_autoregressive", False))
-        self._prepared: Any = None
-        self.fit_figures: Mapping[str, Any] | None = None
-
-    def prepared(self) -> Any:
-        if self._prepared is None:
-            model = self.factory()
-            if getattr(model, "is_fitted", True) is False:
-                counts, rates, mask = synthetic_data(n_neurons=self.settings.n_neurons, seed=self.settings.seed)
-                self.fit_figures = model.fit(counts, rates, mask)
-            if isinstance(model, torch.nn.Module):
-                model.eval()
-            self._prepared = model
-        return self._prepared
-
-    def model(self) -> Any:
-        """A fresh copy of the prepared model."""
-        return copy.deepcopy(self.prepared())
+    def prepare(self, component: Any) -> Any:
+        if getattr(component, "needs_fitting", False) or getattr(component, "is_fitted", True) is False:
+            counts, rates, mask = synthetic_data(n_neurons=self.n_neurons, seed=self.settings.seed)
+            component.fit(counts, rates, mask)
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+        return component
 
     @property
     def n_neurons(self) -> int:
-        fixed = getattr(self.prepared(), "n_neurons", None)
-        return fixed if isinstance(fixed, int) and not isinstance(fixed, bool) and fixed > 0 else self.settings.n_neurons
-
-    def generator(self, offset: int) -> torch.Generator:
-        return torch.Generator().manual_seed(self.settings.seed * 1000 + offset)
+        return self._fixed or self.settings.n_neurons
 
     def rates(self, shape: tuple[int, ...], offset: int) -> torch.Tensor:
         """Rates log-uniform in [min_rate, max_rate], float32."""
@@ -147,6 +83,24 @@ class _Subject:
         return _padding_lengths(n_trials, n_time) if self.supports("supports_mask") else [n_time] * n_trials
 
 
+def _applies(requires: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
+             autoregressive: bool | None = None) -> Callable[[Any], str | None]:
+    def why_not(subject: Any) -> str | None:
+        if autoregressive is not None and autoregressive != subject.is_autoregressive:
+            return f"applies to {'' if autoregressive else 'non-'}autoregressive models only"
+        missing, present = set(requires) - subject.tags, set(excludes) & subject.tags
+        reasons = [f"needs tag(s) {', '.join(sorted(missing))}" if missing else "",
+                   f"not for tag(s) {', '.join(sorted(present))}" if present else ""]
+        return "; ".join(filter(None, reasons)) or None
+
+    return why_not
+
+
+def _check(name: str, *, requires: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
+           autoregressive: bool | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return register_check("observation", name, applies=_applies(requires, excludes, autoregressive))
+
+
 def _lengths_mask(lengths: list[int], n_time: int) -> torch.Tensor:
     return torch.arange(n_time)[None, :] < torch.tensor(lengths)[:, None]  # (B, T)
 
@@ -156,17 +110,13 @@ def _padding_lengths(n_trials: int, n_time: int) -> list[int]:
     return [max(1, n_time - round(i * (n_time - 1) / max(1, n_trials - 1))) for i in range(n_trials)]
 
 
-def _fail(name: str, message: str) -> CheckFailed:
-    return CheckFailed(f"{name}: {message}")
-
-
 def _log_prob(model: Any, counts: torch.Tensor, rates: torch.Tensor, mask: torch.Tensor, name: str,
               **kwargs: Any) -> torch.Tensor:
     """model.log_prob with its output validated: a floating (B,) tensor."""
     out = model.log_prob(counts, rates, mask, **kwargs)
     if not isinstance(out, torch.Tensor) or out.shape != counts.shape[:1] or not out.is_floating_point():
-        raise _fail(name, f"log_prob must return a floating tensor of shape ({counts.shape[0]},), got "
-                          f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))} {getattr(out, 'dtype', '')}")
+        raise fail(name, f"log_prob must return a floating tensor of shape ({counts.shape[0]},), got "
+                         f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))} {getattr(out, 'dtype', '')}")
     return out.detach()
 
 
@@ -175,8 +125,8 @@ def _sample(model: Any, rates: torch.Tensor, mask: torch.Tensor, generator: torc
     with torch.no_grad():
         out = model.sample(rates, mask, generator=generator, **kwargs)
     if not isinstance(out, torch.Tensor) or out.shape != rates.shape:
-        raise _fail(name, f"sample must return a tensor of shape {tuple(rates.shape)}, got "
-                          f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
+        raise fail(name, f"sample must return a tensor of shape {tuple(rates.shape)}, got "
+                         f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
     return out.detach().to(rates.dtype)
 
 
@@ -187,6 +137,8 @@ def _grid(n_neurons: int, max_count: int) -> torch.Tensor:
 
 
 def _accepts(function: Callable[..., Any], argument: str) -> bool:
+    import inspect
+
     try:
         return argument in inspect.signature(function).parameters
     except (TypeError, ValueError):
@@ -195,101 +147,81 @@ def _accepts(function: Callable[..., Any], argument: str) -> bool:
 
 # -- the checks --------------------------------------------------------------------------------
 
-@attrs.frozen
-class _Spec:
-    name: str
-    doc: str
-    function: Callable[[_Subject, str], None]
-    requires: frozenset[str] = frozenset()  # tags the model must have
-    excludes: frozenset[str] = frozenset()  # tags that make the check inapplicable
-    autoregressive: bool | None = None  # only for (non-)autoregressive models when set
-
-    def applies(self, subject: _Subject) -> bool:
-        if not self.requires <= subject.tags or self.excludes & subject.tags:
-            return False
-        return self.autoregressive is None or self.autoregressive == subject.is_autoregressive
-
-    def why_not(self, subject: _Subject) -> str:
-        if self.autoregressive is not None and self.autoregressive != subject.is_autoregressive:
-            return f"applies to {'' if self.autoregressive else 'non-'}autoregressive models only"
-        missing, present = self.requires - subject.tags, self.excludes & subject.tags
-        return "; ".join(filter(None, [f"needs tag(s) {', '.join(sorted(missing))}" if missing else "",
-                                       f"not for tag(s) {', '.join(sorted(present))}" if present else ""]))
-
-
-#: name -> check, in the order they run.
-CHECKS: dict[str, _Spec] = {}
-
-
-def _check(name: str, *, requires: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
-           autoregressive: bool | None = None) -> Callable[[Callable[[_Subject, str], None]], Callable[[_Subject, str], None]]:
-    def register(function: Callable[[_Subject, str], None]) -> Callable[[_Subject, str], None]:
-        doc = (function.__doc__ or name).strip().splitlines()[0]
-        CHECKS[name] = _Spec(name, doc, function, frozenset(requires), frozenset(excludes), autoregressive)
-        return function
-
-    return register
-
-
 @_check("tags_are_consistent")
-def _tags_are_consistent(subject: _Subject, name: str) -> None:
+def _tags_are_consistent(subject: ObservationSubject, name: str) -> None:
     """The 'autoregressive' tag and is_autoregressive agree, and tags is a set of strings."""
     tags = getattr(subject.prepared(), "tags", frozenset())
     if not isinstance(tags, (set, frozenset)) or not all(isinstance(t, str) for t in tags):
-        raise _fail(name, f"tags must be a frozenset of strings, got {tags!r}")
+        raise fail(name, f"tags must be a frozenset of strings, got {tags!r}")
     if ("autoregressive" in tags) != subject.is_autoregressive:
-        raise _fail(name, f"is_autoregressive is {subject.is_autoregressive} but the tags "
+        raise fail(name, f"is_autoregressive is {subject.is_autoregressive} but the tags "
                           f"{'include' if 'autoregressive' in tags else 'lack'} 'autoregressive'; set both or neither")
 
 
 @_check("samples_are_counts")
-def _samples_are_counts(subject: _Subject, name: str) -> None:
-    """sample returns non-negative integer counts of the rates' shape and dtype (or an integer dtype), zero on padding."""
-    model, n = subject.model(), subject.n_neurons
-    n_trials, n_time = 4, 7
-    rates = subject.rates((n_trials, n_time, n), 1)
-    mask = _lengths_mask(subject.trial_lengths(n_trials, n_time), n_time)
+def _samples_are_counts(subject: ObservationSubject, name: str) -> None:
+    """sample returns non-negative integer counts of the rates' shape and dtype (or an integer dtype), zero on
+    padding, over KitSettings.n_count_draws entries at rates from 1e-3 to extreme_rate (rare bad draws show up)."""
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
+    n_time = 20
+    n_trials = max(2, math.ceil(cfg.n_count_draws / (n_time * n)))
+    size = n_trials * n_time * n
+    # Half the entries at 20 levels spaced geometrically over [1e-3, extreme_rate], half uniform in
+    # [1, 30], where approximate samplers (normal, truncated series) go wrong.
+    levels = torch.logspace(-3.0, math.log10(cfg.extreme_rate), 20)
+    wide = levels[torch.arange(size // 2) % len(levels)]
+    middle = 1.0 + 29.0 * torch.rand(size - size // 2, generator=subject.generator(1))
+    rates = torch.cat([wide, middle])[torch.randperm(size, generator=subject.generator(2))].reshape(n_trials, n_time, n)
+    _check_counts(subject, model, name, rates, torch.ones(n_trials, n_time, dtype=torch.bool), 3)
+    small = subject.rates((4, 7, n), 4)  # (B, T, N), with padded trials where the model supports masks
+    _check_counts(subject, model, name, small, _lengths_mask(subject.trial_lengths(4, 7), 7), 5)
+
+
+def _check_counts(subject: ObservationSubject, model: Any, name: str, rates: torch.Tensor, mask: torch.Tensor,
+                  offset: int) -> None:
     before = rates.clone()
     with torch.no_grad():
-        out = model.sample(rates, mask, generator=subject.generator(2))
+        out = model.sample(rates, mask, generator=subject.generator(offset))
     if not isinstance(out, torch.Tensor):
-        raise _fail(name, f"sample must return a torch.Tensor, got {type(out).__name__}")
+        raise fail(name, f"sample must return a torch.Tensor, got {type(out).__name__}")
     if out.shape != rates.shape:
-        raise _fail(name, f"sample returned shape {tuple(out.shape)}, expected {tuple(rates.shape)} (trials, time, neurons)")
+        raise fail(name, f"sample returned shape {tuple(out.shape)}, expected {tuple(rates.shape)} (trials, time, neurons)")
     if out.dtype == torch.bool or not (out.dtype == rates.dtype or not out.is_floating_point()):
-        raise _fail(name, f"sample returned dtype {out.dtype}; expected the rates' dtype {rates.dtype} or an integer dtype")
+        raise fail(name, f"sample returned dtype {out.dtype}; expected the rates' dtype {rates.dtype} or an integer dtype")
     values = out.double()
     if not torch.isfinite(values).all():
-        raise _fail(name, "sample returned non-finite values")
+        raise fail(name, "sample returned non-finite values")
     if (values < 0).any():
-        raise _fail(name, f"sample returned negative counts (min {values.min().item()})")
+        worst = int(values.flatten().argmin())
+        raise fail(name, f"sample returned negative counts ({int((values < 0).sum())} of {values.numel()} entries, "
+                         f"min {values.min().item():g} at rate {rates.flatten()[worst].item():.4g})")
     if not torch.equal(values, values.round()):
-        raise _fail(name, "sample returned non-integer counts, e.g. " + str(values[values != values.round()][:3].tolist()))
+        raise fail(name, "sample returned non-integer counts, e.g. " + str(values[values != values.round()][:3].tolist()))
     if subject.supports("supports_mask") and values[~mask].abs().sum() > 0:
-        raise _fail(name, "sample returned non-zero counts on padded bins (mask False)")
+        raise fail(name, "sample returned non-zero counts on padded bins (mask False)")
     if not torch.equal(rates, before):
-        raise _fail(name, "sample modified its rates argument in place")
+        raise fail(name, "sample modified its rates argument in place")
 
 
 @_check("log_prob_is_finite_and_nonpositive")
-def _log_prob_is_finite(subject: _Subject, name: str) -> None:
+def _log_prob_is_finite(subject: ObservationSubject, name: str) -> None:
     """log_prob is a finite, <= 0, (B,) tensor on counts the sampler produces and on all-zero counts."""
-    model, n = subject.model(), subject.n_neurons
+    model, n = subject.component(), subject.n_neurons
     rates = subject.rates((5, 7, n), 3)
     mask = torch.ones(5, 7, dtype=torch.bool)
     counts = _sample(model, rates, mask, subject.generator(4), name)
     for label, x in (("the model's own samples", counts), ("all-zero counts", torch.zeros_like(counts))):
         lp = _log_prob(model, x, rates, mask, name)
         if not torch.isfinite(lp).all():
-            raise _fail(name, f"log_prob of {label} is not finite: {lp.tolist()}")
+            raise fail(name, f"log_prob of {label} is not finite: {lp.tolist()}")
         if (lp > subject.settings.atol).any():
-            raise _fail(name, f"log_prob of {label} is positive ({lp.max().item():.4g}): a pmf is at most 1")
+            raise fail(name, f"log_prob of {label} is positive ({lp.max().item():.4g}): a pmf is at most 1")
 
 
 @_check("pmf_normalises")
-def _pmf_normalises(subject: _Subject, name: str) -> None:
+def _pmf_normalises(subject: ObservationSubject, name: str) -> None:
     """For one bin, exp(log_prob) summed over every count vector in 0..K per neuron is 1."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     if n > cfg.grid_neurons:
         raise CheckSkipped(f"{name}: the model has {n} fixed neurons; the joint grid needs <= {cfg.grid_neurons}")
     grid = _grid(n, cfg.max_count)[:, None, :]  # (G, 1, N)
@@ -298,7 +230,7 @@ def _pmf_normalises(subject: _Subject, name: str) -> None:
         rates = subject.rates((1, 1, n), 10 + config).expand(grid.shape[0], 1, n)
         total = torch.logsumexp(_log_prob(model, grid, rates, mask, name).double(), 0).exp().item()
         if abs(total - 1.0) > cfg.normalisation_tolerance:
-            raise _fail(name, f"the pmf of one bin sums to {total:.6g} over counts 0..{cfg.max_count} per neuron at "
+            raise fail(name, f"the pmf of one bin sums to {total:.6g} over counts 0..{cfg.max_count} per neuron at "
                               f"rates {[round(r, 4) for r in rates[0, 0].tolist()]}; expected 1 (wrong normaliser? "
                               f"if the model has heavy tails, raise KitSettings.max_count)")
 
@@ -336,7 +268,7 @@ def _chi_square(observed: np.ndarray, expected: np.ndarray) -> tuple[float, int,
     return statistic, dof, float(stats.chi2.sf(statistic, dof))
 
 
-def _joint_sampler_test(subject: _Subject, model: Any, name: str, rates_row: torch.Tensor,
+def _joint_sampler_test(subject: ObservationSubject, model: Any, name: str, rates_row: torch.Tensor,
                         offset: int, where: str, **kwargs: Any) -> None:
     """Chi-square of one bin's joint sampled counts against exp(log_prob) on the grid (N <= grid_neurons)."""
     cfg = subject.settings
@@ -358,21 +290,21 @@ def _joint_sampler_test(subject: _Subject, model: Any, name: str, rates_row: tor
     if impossible.any():
         index = int(np.flatnonzero(impossible)[0])
         what = grid[index].long().tolist() if index < len(pmf) else f"above {cfg.max_count}"
-        raise _fail(name, f"{where}: the sampler drew counts {what} ({int(observed[index])} times in {cfg.n_draws}), "
+        raise fail(name, f"{where}: the sampler drew counts {what} ({int(observed[index])} times in {cfg.n_draws}), "
                           f"which log_prob gives probability {expected[index] / cfg.n_draws:.3g}")
     statistic, dof, p_value = _chi_square(observed, expected)
     if p_value < cfg.p_threshold:
         worst = int(np.argmax(np.abs(observed - expected) / np.sqrt(np.maximum(expected, 1.0))))
         what = grid[worst].long().tolist() if worst < len(pmf) else f"above {cfg.max_count}"
-        raise _fail(name, f"{where}: the sampler's counts disagree with exp(log_prob) (chi-square {statistic:.1f} on "
+        raise fail(name, f"{where}: the sampler's counts disagree with exp(log_prob) (chi-square {statistic:.1f} on "
                           f"{dof} dof, p = {p_value:.2g}); e.g. counts {what} drawn {int(observed[worst])} times "
                           f"in {cfg.n_draws}, expected {expected[worst]:.1f}")
 
 
 @_check("sampler_matches_log_prob")
-def _sampler_matches_log_prob(subject: _Subject, name: str) -> None:
+def _sampler_matches_log_prob(subject: ObservationSubject, name: str) -> None:
     """Draws follow exp(log_prob): one bin's joint counts (chi-square) and every bin's conditionals given the sampled past."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     if n <= cfg.grid_neurons:
         for config in range(2):
             _joint_sampler_test(subject, model, name, subject.rates((1, 1, n), 20 + config), 30 + config,
@@ -396,14 +328,14 @@ def _sampler_matches_log_prob(subject: _Subject, name: str) -> None:
                            torch.ones(prefix.shape[0], t + 1, dtype=torch.bool), name).double()
             lp = lp.view(len(kept), len(ks))
             if not torch.isfinite(lp.logsumexp(1)).all():
-                raise _fail(name, f"bin {t}, neuron {j}: log_prob is -inf for every count 0..{max_count} given some "
+                raise fail(name, f"bin {t}, neuron {j}: log_prob is -inf for every count 0..{max_count} given some "
                                   f"sampled history")
             probs = torch.softmax(lp, 1).numpy()  # (M', K+1): each draw's conditional pmf
             observed = np.bincount(kept[:, t, j].long().numpy(), minlength=len(ks)).astype(float)
             impossible = (probs.sum(0) < 1e-6) & (observed > 0)
             if impossible.any():
                 k = int(np.flatnonzero(impossible)[0])
-                raise _fail(name, f"bin {t}, neuron {j}: the sampler drew count {k} {int(observed[k])} times in "
+                raise fail(name, f"bin {t}, neuron {j}: the sampler drew count {k} {int(observed[k])} times in "
                                   f"{len(kept)}, which log_prob's conditional makes (nearly) impossible")
             for group in _pooled_groups(probs.sum(0)):
                 p_group = probs[:, group].sum(1)  # (M,)
@@ -413,7 +345,7 @@ def _sampler_matches_log_prob(subject: _Subject, name: str) -> None:
                 if abs(z) > cfg.z_threshold:
                     counts_text = f"count {group[0]}" if len(group) == 1 else f"counts {group[0]}..{group[-1]}"
                     kind = "one-step conditional given the sampled history" if subject.is_autoregressive else "conditional"
-                    raise _fail(name, f"bin {t}, neuron {j}: the sampler drew {counts_text} in {int(hits)} of "
+                    raise fail(name, f"bin {t}, neuron {j}: the sampler drew {counts_text} in {int(hits)} of "
                                       f"{len(kept)} trials where log_prob's {kind} expects {expected:.1f} +- {sd:.1f} "
                                       f"(z = {z:.1f})")
     # With a given history (when both methods take one), the first bin again.
@@ -425,9 +357,9 @@ def _sampler_matches_log_prob(subject: _Subject, name: str) -> None:
 
 
 @_check("sample_mean_tracks_rates", requires=("rate_parameterised",))
-def _sample_mean_tracks_rates(subject: _Subject, name: str) -> None:
+def _sample_mean_tracks_rates(subject: ObservationSubject, name: str) -> None:
     """For a rate-parameterised model, the mean of many draws equals the rate."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     n_draws = 2 * cfg.n_draws
     rates = subject.rates((1, 4, n), 60).expand(n_draws, 4, n)
     draws = _sample(model, rates, torch.ones(n_draws, 4, dtype=torch.bool), subject.generator(61), name).double()
@@ -436,15 +368,15 @@ def _sample_mean_tracks_rates(subject: _Subject, name: str) -> None:
     worst = int(z.abs().argmax())
     if z.abs().max() > cfg.z_threshold:
         t, j = divmod(worst, n)
-        raise _fail(name, f"the mean of {n_draws} draws at rate {rates[0, t, j].item():.4f} is "
+        raise fail(name, f"the mean of {n_draws} draws at rate {rates[0, t, j].item():.4f} is "
                           f"{mean[t, j].item():.4f} (z = {z.flatten()[worst].item():.1f}); a rate-parameterised "
                           f"model's samples have mean = rate")
 
 
 @_check("log_prob_is_batch_invariant")
-def _batch_invariant(subject: _Subject, name: str) -> None:
+def _batch_invariant(subject: ObservationSubject, name: str) -> None:
     """A trial's log_prob does not depend on the other trials in the batch or on their order."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     n_trials, n_time = 6, 7
     lengths = subject.trial_lengths(n_trials, n_time)
     mask = _lengths_mask(lengths, n_time)
@@ -460,14 +392,14 @@ def _batch_invariant(subject: _Subject, name: str) -> None:
                          ("the batch repeated twice", doubled[:n_trials]), ("the repeat's second half", doubled[n_trials:])):
         if not torch.allclose(whole, other, rtol=cfg.rtol, atol=cfg.atol):
             i = int((whole - other).abs().argmax())
-            raise _fail(name, f"trial {i}'s log_prob is {whole[i].item():.6g} in the batch but {other[i].item():.6g} "
+            raise fail(name, f"trial {i}'s log_prob is {whole[i].item():.6g} in the batch but {other[i].item():.6g} "
                               f"with {label}: per-trial results must not depend on batching")
 
 
 @_check("log_prob_is_neuron_permutation_invariant", excludes=("per_neuron",))
-def _neuron_permutation(subject: _Subject, name: str) -> None:
+def _neuron_permutation(subject: ObservationSubject, name: str) -> None:
     """Permuting the neurons of counts and rates together leaves log_prob unchanged (models without per-neuron parameters)."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     if n < 2:
         raise CheckSkipped(f"{name}: one neuron")
     rates = subject.rates((4, 6, n), 80)
@@ -477,14 +409,14 @@ def _neuron_permutation(subject: _Subject, name: str) -> None:
     a = _log_prob(model, counts, rates, mask, name)
     b = _log_prob(model, counts[..., order], rates[..., order], mask, name)
     if not torch.allclose(a, b, rtol=cfg.rtol, atol=cfg.atol):
-        raise _fail(name, f"log_prob changed from {a.tolist()} to {b.tolist()} when the neurons were permuted; "
+        raise fail(name, f"log_prob changed from {a.tolist()} to {b.tolist()} when the neurons were permuted; "
                           f"a model with per-neuron parameters should carry the tag 'per_neuron'")
 
 
 @_check("padding_contributes_nothing", requires=("supports_mask",))
-def _padding(subject: _Subject, name: str) -> None:
+def _padding(subject: ObservationSubject, name: str) -> None:
     """Padded bins (mask False) contribute nothing: any counts or rates there, or cutting them off, give the same log_prob."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     n_trials, n_time = 4, 8
     lengths = _padding_lengths(n_trials, n_time)
     mask = _lengths_mask(lengths, n_time)
@@ -497,20 +429,20 @@ def _padding(subject: _Subject, name: str) -> None:
     dirty = _log_prob(model, garbage_counts, garbage_rates, mask, name)
     if not torch.allclose(clean, dirty, rtol=cfg.rtol, atol=cfg.atol):
         i = int((clean - dirty).abs().argmax())
-        raise _fail(name, f"trial {i} (length {lengths[i]} of {n_time}): log_prob went from {clean[i].item():.6g} to "
+        raise fail(name, f"trial {i} (length {lengths[i]} of {n_time}): log_prob went from {clean[i].item():.6g} to "
                           f"{dirty[i].item():.6g} when only its padded bins changed: padding leaks into the likelihood")
     for i, length in enumerate(lengths):
         cut = _log_prob(model, counts[i:i + 1, :length], rates[i:i + 1, :length],
                         torch.ones(1, length, dtype=torch.bool), name)
         if not torch.allclose(cut, clean[i:i + 1], rtol=cfg.rtol, atol=cfg.atol):
-            raise _fail(name, f"trial {i}: log_prob with {n_time - length} padded bins is {clean[i].item():.6g} but "
+            raise fail(name, f"trial {i}: log_prob with {n_time - length} padded bins is {clean[i].item():.6g} but "
                               f"{cut.item():.6g} with the padding cut off")
 
 
 @_check("gradients_are_finite")
-def _gradients(subject: _Subject, name: str) -> None:
+def _gradients(subject: ObservationSubject, name: str) -> None:
     """The gradient of log_prob w.r.t. the rates is finite (zero on padded bins), small rates included."""
-    model, n = subject.model(), subject.n_neurons
+    model, n = subject.component(), subject.n_neurons
     n_trials, n_time = 3, 6
     with_mask = subject.supports("supports_mask")
     mask = _lengths_mask(subject.trial_lengths(n_trials, n_time), n_time)
@@ -523,65 +455,52 @@ def _gradients(subject: _Subject, name: str) -> None:
     with torch.enable_grad():
         lp = model.log_prob(counts, rates, mask)
         if not isinstance(lp, torch.Tensor) or not lp.requires_grad:
-            raise _fail(name, "log_prob is not differentiable w.r.t. the rates (the encoder is trained through it)")
+            raise fail(name, "log_prob is not differentiable w.r.t. the rates (the encoder is trained through it)")
         (grad,) = torch.autograd.grad(lp.sum(), rates, allow_unused=True)
     if grad is None or not torch.isfinite(grad).all():
-        raise _fail(name, "the gradient of log_prob w.r.t. the rates is " + ("missing" if grad is None else
+        raise fail(name, "the gradient of log_prob w.r.t. the rates is " + ("missing" if grad is None else
                           f"not finite at {(~torch.isfinite(grad)).nonzero()[:3].tolist()} (trial, bin, neuron)"))
     if with_mask and grad[~mask].abs().sum() > 0:
-        raise _fail(name, "the gradient of log_prob w.r.t. the rates is non-zero on padded bins")
+        raise fail(name, "the gradient of log_prob w.r.t. the rates is non-zero on padded bins")
     if grad.abs().sum() == 0:
-        raise _fail(name, "the gradient of log_prob w.r.t. the rates is zero everywhere")
+        raise fail(name, "the gradient of log_prob w.r.t. the rates is zero everywhere")
 
 
 @_check("seed_reproduces_samples")
-def _seed(subject: _Subject, name: str) -> None:
+def _seed(subject: ObservationSubject, name: str) -> None:
     """The same torch.Generator seed gives the same samples; another seed gives other samples."""
-    model, n = subject.model(), subject.n_neurons
+    model, n = subject.component(), subject.n_neurons
     rates = subject.rates((8, 10, n), 110) + 0.5
     mask = torch.ones(8, 10, dtype=torch.bool)
     a = _sample(model, rates, mask, torch.Generator().manual_seed(7), name)
     b = _sample(model, rates, mask, torch.Generator().manual_seed(7), name)
     c = _sample(model, rates, mask, torch.Generator().manual_seed(8), name)
     if not torch.equal(a, b):
-        raise _fail(name, "two draws with generators seeded alike differ: sample must draw only from its generator")
+        raise fail(name, "two draws with generators seeded alike differ: sample must draw only from its generator")
     if torch.equal(a, c):
-        raise _fail(name, "draws with different seeds are identical: sample ignores its generator")
+        raise fail(name, "draws with different seeds are identical: sample ignores its generator")
 
 
 @_check("fit_returns_figures")
-def _fit(subject: _Subject, name: str) -> None:
+def _fit(subject: ObservationSubject, name: str) -> None:
     """fit(counts, rates, mask) returns a dict of named finite numbers, and the model still scores data after."""
-    model, n = subject.model(), subject.n_neurons
+    model, n = subject.component(), subject.n_neurons
     counts, rates, mask = synthetic_data(n_neurons=n, n_trials=32, n_time=30, seed=subject.settings.seed + 1)
-    figures = model.fit(counts, rates, mask)
-    if not isinstance(figures, Mapping):
-        raise _fail(name, f"fit must return a dict of figures (empty when nothing is fitted), got {type(figures).__name__}")
-    for key, value in figures.items():
-        if not isinstance(key, str) or not isinstance(value, (int, float, bool)):
-            raise _fail(name, f"fit's figures must map names to numbers (JSON-ready), got {key!r}: {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _fail(name, f"fit's figure {key!r} is {value}")
+    finite_figures(name, "fit", model.fit(counts, rates, mask))
     own = _sample(model, rates, mask, subject.generator(5), name)
     lp = _log_prob(model, own, rates, mask, name)
     if not torch.isfinite(lp).all():
-        raise _fail(name, "after fit, log_prob of the model's own samples is not finite")
+        raise fail(name, "after fit, log_prob of the model's own samples is not finite")
 
 
 @_check("state_dict_round_trips")
-def _state_dict(subject: _Subject, name: str) -> None:
-    """A fresh model from the factory loads the prepared model's state_dict and then scores and samples identically."""
-    model, n = subject.model(), subject.n_neurons
-    state = model.state_dict() if isinstance(model, torch.nn.Module) else {}
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise _fail(name, "state_dict values must all be tensors (runs store them as safetensors)")
-    fresh = subject.factory()
-    if state:
-        try:
-            fresh.load_state_dict(state)
-        except Exception as exc:  # noqa: BLE001 - reported as the failure
-            raise _fail(name, f"a fresh model cannot load the fitted state_dict ({type(exc).__name__}: {exc}); a run "
-                              f"rebuilds the model from its config and then loads the weights") from None
+def _state_dict(subject: ObservationSubject, name: str) -> None:
+    """A model rebuilt as a run rebuilds it loads the saved weights through the run's own loader
+    (``ldns_framework.checkpoint.load_module_weights``) and then scores and samples identically."""
+    model, n = subject.component(), subject.n_neurons
+    fresh = subject.build()
+    if isinstance(model, torch.nn.Module):
+        weights_round_trip(name, model, fresh)
     if isinstance(fresh, torch.nn.Module):
         fresh.eval()
     rates = subject.rates((3, 6, n), 120)
@@ -589,16 +508,90 @@ def _state_dict(subject: _Subject, name: str) -> None:
     counts = _sample(model, rates, mask, subject.generator(121), name)
     a, b = _log_prob(model, counts, rates, mask, name), _log_prob(fresh, counts, rates, mask, name)
     if not torch.allclose(a, b, rtol=1e-6, atol=1e-6):
-        raise _fail(name, f"log_prob differs after the state_dict round trip: {a.tolist()} vs {b.tolist()}")
+        raise fail(name, f"log_prob differs after the weights round trip: {a.tolist()} vs {b.tolist()}")
     again = _sample(fresh, rates, mask, subject.generator(121), name)
     if not torch.equal(counts, again):
-        raise _fail(name, "samples differ after the state_dict round trip (same seed)")
+        raise fail(name, "samples differ after the weights round trip (same seed)")
+
+
+@_check("log_prob_elements_are_zero_where_unscored")
+def _elements_zero(subject: ObservationSubject, name: str) -> None:
+    """log_prob_elements returns (B, T, N), exactly 0 on unscored entries, with no NaN gradient reaching them."""
+    model, n = subject.component(), subject.n_neurons
+    n_trials, n_time = 4, 6
+    rates = subject.rates((n_trials, n_time, n), 160)
+    full = torch.ones(n_trials, n_time, dtype=torch.bool)
+    counts = _sample(model, rates, full, subject.generator(161), name)
+    scored = torch.rand(counts.shape, generator=subject.generator(162)) < 0.6  # (B, T, N): coordinated dropout
+    scored[:, 0] = True
+    rates = torch.where(scored, rates, torch.zeros_like(rates)).requires_grad_(True)  # zero rates where unscored
+    with torch.enable_grad():
+        elements = model.log_prob_elements(counts, rates, scored)
+        if not isinstance(elements, torch.Tensor) or elements.shape != counts.shape:
+            raise fail(name, f"log_prob_elements must return a tensor of shape {tuple(counts.shape)} (trials, time, "
+                             f"neurons), got {type(elements).__name__} {tuple(getattr(elements, 'shape', ()))}")
+        off = elements.detach()[~scored]
+        if (off != 0).any():
+            raise fail(name, f"log_prob_elements is non-zero on {int((off != 0).sum())} unscored entries (e.g. "
+                             f"{off[off != 0][:3].tolist()}); use torch.where(scored, value, 0.0)")
+        if not torch.isfinite(elements.detach()[scored]).all():
+            raise fail(name, "log_prob_elements is not finite on scored entries of the model's own samples")
+        if elements.requires_grad:
+            (grad,) = torch.autograd.grad(elements.sum(), rates, allow_unused=True)
+            if grad is not None and not torch.isfinite(grad).all():
+                raise fail(name, "the gradient of log_prob_elements w.r.t. the rates is not finite where rates on "
+                                 "unscored entries are 0: mask with torch.where before anything can be -inf")
+
+
+@_check("log_prob_is_the_sum_of_elements")
+def _elements_sum(subject: ObservationSubject, name: str) -> None:
+    """log_prob equals log_prob_elements summed over neurons and valid bins (scored = the bin mask)."""
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
+    n_trials, n_time = 4, 7
+    mask = _lengths_mask(subject.trial_lengths(n_trials, n_time), n_time)
+    rates = subject.rates((n_trials, n_time, n), 170)
+    counts = _sample(model, rates, mask, subject.generator(171), name)
+    whole = _log_prob(model, counts, rates, mask, name)
+    elements = model.log_prob_elements(counts, rates, mask[..., None].expand_as(counts)).detach()
+    summed = elements.sum(dim=(1, 2))
+    if not torch.allclose(whole, summed, rtol=cfg.rtol, atol=cfg.atol):
+        i = int((whole - summed).abs().argmax())
+        raise fail(name, f"trial {i}: log_prob is {whole[i].item():.6g} but its elements sum to {summed[i].item():.6g}")
+
+
+@_check("fitting_is_declared")
+def _fitting_declared(subject: ObservationSubject, name: str) -> None:
+    """A model that is not fitted when built declares needs_fitting; after fit, is_fitted is True."""
+    fresh = subject.build()
+    needs = bool(getattr(fresh, "needs_fitting", False))
+    if getattr(fresh, "is_fitted", True) is False and not needs:
+        raise fail(name, "a freshly built model reports is_fitted False but needs_fitting is False: the pipeline "
+                         "would use it unfitted; declare needs_fitting = True")
+    counts, rates, mask = synthetic_data(n_neurons=subject.n_neurons, n_trials=16, n_time=20, seed=subject.settings.seed)
+    fresh.fit(counts, rates, mask)
+    if getattr(fresh, "is_fitted", True) is not True:
+        raise fail(name, f"after fit, is_fitted is {getattr(fresh, 'is_fitted', None)!r}, expected True")
+
+
+@_check("encoder_observation_is_declared")
+def _encoder_observation(subject: ObservationSubject, name: str) -> None:
+    """encoder_observation() is None or a registered name; an autoregressive model names a factorised one."""
+    declared = subject.prepared().encoder_observation()
+    if declared is not None and (not isinstance(declared, str) or not declared):
+        raise fail(name, f"encoder_observation() must return None or a registered name, got {declared!r}")
+    if subject.is_autoregressive and declared is None:
+        raise fail(name, "an autoregressive model is fitted after the encoder, on its rates, so it cannot train it: "
+                         "encoder_observation() must name the factorised model that trains the encoder")
+    if declared is not None and subject.registry is not None:
+        if subject.registry.catalogue.get("observation", declared) is None:
+            raise fail(name, f"encoder_observation() names {declared!r}, which is not a registered observation model "
+                             f"(in a contract test, list its plugin module in `plugins`)")
 
 
 @_check("factorises_over_time", autoregressive=False)
-def _factorises(subject: _Subject, name: str) -> None:
+def _factorises(subject: ObservationSubject, name: str) -> None:
     """A model that is not autoregressive scores each bin on its own: log_prob is the sum over single bins."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     n_time = 6
     rates = subject.rates((3, n_time, n), 130)
     mask = torch.ones(3, n_time, dtype=torch.bool)
@@ -606,15 +599,15 @@ def _factorises(subject: _Subject, name: str) -> None:
     whole = _log_prob(model, counts, rates, mask, name)
     parts = sum(_log_prob(model, counts[:, t:t + 1], rates[:, t:t + 1], mask[:, t:t + 1], name) for t in range(n_time))
     if not torch.allclose(whole, parts, rtol=cfg.rtol, atol=cfg.atol):
-        raise _fail(name, f"is_autoregressive is False, but log_prob ({whole.tolist()}) is not the sum of its bins' "
+        raise fail(name, f"is_autoregressive is False, but log_prob ({whole.tolist()}) is not the sum of its bins' "
                           f"({parts.tolist()}); declare is_autoregressive = True and the 'autoregressive' tag if a "
                           f"bin depends on earlier ones")
 
 
 @_check("no_look_ahead", requires=("supports_mask",), autoregressive=True)
-def _no_look_ahead(subject: _Subject, name: str) -> None:
+def _no_look_ahead(subject: ObservationSubject, name: str) -> None:
     """log_prob of bins <= t (the rest masked) does not change when the counts after t change."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     n_trials, n_time = 4, 10
     rates = subject.rates((n_trials, n_time, n), 140)
     full = torch.ones(n_trials, n_time, dtype=torch.bool)
@@ -627,14 +620,14 @@ def _no_look_ahead(subject: _Subject, name: str) -> None:
         b = _log_prob(model, changed, rates, prefix, name)
         if not torch.allclose(a, b, rtol=cfg.rtol, atol=cfg.atol):
             i = int((a - b).abs().argmax())
-            raise _fail(name, f"the log_prob of bins 0..{t} of trial {i} went from {a[i].item():.6g} to "
+            raise fail(name, f"the log_prob of bins 0..{t} of trial {i} went from {a[i].item():.6g} to "
                               f"{b[i].item():.6g} when only counts after bin {t} changed: the model looks ahead")
 
 
 @_check("one_step_conditionals_normalise", autoregressive=True)
-def _one_step_normalise(subject: _Subject, name: str) -> None:
+def _one_step_normalise(subject: ObservationSubject, name: str) -> None:
     """Given a sampled history, the pmf of the next bin, exp(log_prob(<= t) - log_prob(< t)), sums to 1 over its counts."""
-    model, n, cfg = subject.model(), subject.n_neurons, subject.settings
+    model, n, cfg = subject.component(), subject.n_neurons, subject.settings
     if n > cfg.grid_neurons:
         raise CheckSkipped(f"{name}: the model has {n} fixed neurons; the joint grid needs <= {cfg.grid_neurons}")
     n_trials, n_time = 3, 8
@@ -651,107 +644,11 @@ def _one_step_normalise(subject: _Subject, name: str) -> None:
         totals = (lp - before[:, None]).logsumexp(1).exp()
         i = int((totals - 1).abs().argmax())
         if abs(totals[i].item() - 1) > cfg.normalisation_tolerance:
-            raise _fail(name, f"trial {i}: the one-step pmf of bin {t} given bins 0..{t - 1} sums to "
+            raise fail(name, f"trial {i}: the one-step pmf of bin {t} given bins 0..{t - 1} sums to "
                               f"{totals[i].item():.6g}, not 1: log_prob of a prefix is not a marginal (does a bin's "
                               f"term depend on later bins?)")
 
 
-# -- running them ------------------------------------------------------------------------------
-
-class Check:
-    """One named property check bound to a model factory; call it to run (raises CheckFailed / CheckSkipped)."""
-
-    def __init__(self, spec: _Spec, subject: _Subject) -> None:
-        self.spec = spec
-        self.subject = subject
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def description(self) -> str:
-        return self.spec.doc
-
-    @property
-    def model_name(self) -> str:
-        return self.subject.name
-
-    def __call__(self) -> None:
-        self.spec.function(self.subject, self.spec.name)
-
-    def __repr__(self) -> str:
-        return f"<Check {self.subject.name}:{self.spec.name}>"
-
-
-def check_observation_model(model_factory: Factory, *, settings: KitSettings | None = None,
-                            include_inapplicable: bool = False) -> Iterator[Check]:
-    """Yield one :class:`Check` per property that applies to the model (by its tags and is_autoregressive).
-
-    The model is built once to read its tags, and prepared (fitted if needed) on the first check
-    run; each check works on its own copy. ``include_inapplicable`` also yields the checks the
-    model's tags rule out, which then raise :class:`CheckSkipped`.
-    """
-    subject = _Subject(model_factory, settings or KitSettings())
-    for spec in CHECKS.values():
-        if spec.applies(subject):
-            yield Check(spec, subject)
-        elif include_inapplicable:
-            yield Check(_Spec(spec.name, spec.doc, _skipper(spec.why_not(subject))), subject)
-
-
-def _skipper(reason: str) -> Callable[[_Subject, str], None]:
-    def skip(_subject: _Subject, name: str) -> None:
-        raise CheckSkipped(f"{name}: not applicable ({reason})")
-
-    return skip
-
-
-def run_checks(model_factory: Factory, *, settings: KitSettings | None = None,
-               only: Iterator[str] | list[str] | None = None) -> list[CheckResult]:
-    """Run every applicable check; a crash inside a check is a failure naming the check.
-
-    This is what ``ldns check observation NAME`` runs, with
-    ``lambda: registry.build("observation", {"type": NAME})`` as the factory.
-    """
-    selected = set(only) if only is not None else None
-    results = []
-    try:
-        checks = list(check_observation_model(model_factory, settings=settings))
-    except Exception as exc:  # noqa: BLE001 - the factory itself failed
-        return [CheckResult("build", False, f"the factory failed: {type(exc).__name__}: {exc}")]
-    for check in checks:
-        if selected is not None and check.name not in selected:
-            continue
-        started = time.perf_counter()
-        try:
-            check()
-        except CheckSkipped as exc:
-            results.append(CheckResult(check.name, True, str(exc), skipped=True, seconds=time.perf_counter() - started))
-        except CheckFailed as exc:
-            results.append(CheckResult(check.name, False, str(exc), seconds=time.perf_counter() - started))
-        except Exception as exc:  # noqa: BLE001 - a crash fails the property being checked
-            results.append(CheckResult(check.name, False, f"{check.name}: raised {type(exc).__name__}: {exc}",
-                                       seconds=time.perf_counter() - started))
-        else:
-            results.append(CheckResult(check.name, True, seconds=time.perf_counter() - started))
-    return results
-
-
-def format_results(results: list[CheckResult]) -> str:
-    """A plain-text table of check results, one line per check, failures with their message."""
-    width = max((len(r.name) for r in results), default=10)
-    lines = []
-    for r in results:
-        status = "SKIP" if r.skipped else ("PASS" if r.passed else "FAIL")
-        detail = "" if r.passed and not r.skipped else f"  {r.message}"
-        lines.append(f"{status}  {r.name:<{width}}  {r.seconds:5.2f}s{detail}")
-    failed = sum(not r.passed for r in results)
-    lines.append(f"{len(results) - failed} passed, {failed} failed" if results else "no checks ran")
-    return "\n".join(lines)
-
-
-# -- synthetic data ----------------------------------------------------------------------------
 
 def synthetic_data(*, n_trials: int = 64, n_time: int = 50, n_neurons: int = 3,
                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
