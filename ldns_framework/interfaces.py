@@ -29,6 +29,7 @@ __all__ = [
     "NoOptions",
     "ObservationModel",
     "PooledMetric",
+    "Unconditional",
 ]
 
 
@@ -224,6 +225,24 @@ class Conditioner(ConfigurableComponent, abc.ABC):
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
+
+
+class Unconditional(Conditioner):
+    """The conditioner of unconditional models: no condition tensor, and none accepted at sampling time."""
+
+    kind = None
+
+    @property
+    def dim(self) -> int:
+        return 0
+
+    def from_data(self, data: SpikeData, indices: np.ndarray) -> None:
+        return None
+
+    def validate(self, condition: Any, n: int, length: int) -> None:
+        if condition is not None:
+            raise DataError("condition", "this model is unconditional; do not pass a condition")
+        return None
 
 
 class DataSource(ConfigurableComponent, abc.ABC):

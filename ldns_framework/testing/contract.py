@@ -168,7 +168,7 @@ class ConditionerContract(_Contract):
 
     def make_data(self) -> SpikeData:
         """The data the conditioner is fitted on and checked with (default: the kit's, with covariates
-        ``vector``, ``sequence`` and ``label``)."""
+        ``vector``, ``sequence`` and ``condition``)."""
         return synthetic_spike_data()
 
     def _data(self) -> Callable[[], SpikeData] | None:

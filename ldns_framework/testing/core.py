@@ -173,6 +173,10 @@ class Subject:
         """A fresh copy of the prepared component."""
         return copy.deepcopy(self.prepared())
 
+    def data(self) -> Any:
+        """The data this kind's checks use (conditioners, metrics: ``make_data``'s); None: the kit's own."""
+        return None
+
     def generator(self, offset: int) -> torch.Generator:
         return torch.Generator().manual_seed(self.settings.seed * 1000 + offset)
 
@@ -284,8 +288,10 @@ _LABELS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 
 
 def format_row(result: CheckResult, width: int = 0) -> str:
-    """One table line: PASS, FAIL with the message, or SKIP with the reason."""
-    detail = f"  {result.message}" if result.message else ""
+    """One table line: PASS, FAIL with the message, or SKIP with the reason (the row names the check,
+    so the message's own ``name: `` prefix is left out)."""
+    message = result.message.removeprefix(f"{result.name}: ")
+    detail = f"  {message}" if message else ""
     return f"{_LABELS[result.status]}  {result.name:<{width}}  {result.seconds:5.2f}s{detail}"
 
 
@@ -321,6 +327,16 @@ def weights_round_trip(name: str, trained: torch.nn.Module, fresh: torch.nn.Modu
             raise fail(name, f"a fresh component cannot load the trained weights through the run directory's loader "
                              f"({type(exc).__name__}: {exc}); a run rebuilds it from its config and then loads "
                              f"the weights") from None
+
+
+def seeds_reproduce(name: str, draw: Callable[[int], torch.Tensor]) -> None:
+    """``draw(seed)`` must give equal draws for equal seeds and other draws for another seed: a
+    component draws only from the ``torch.Generator`` it is given."""
+    a, b, c = draw(7), draw(7), draw(8)
+    if not torch.equal(a, b):
+        raise fail(name, "two draws with generators seeded alike differ: sample must draw only from its generator")
+    if torch.equal(a, c):
+        raise fail(name, "draws with different seeds are identical: sample ignores its generator")
 
 
 def tensors_close(a: torch.Tensor, b: torch.Tensor, settings: KitSettings) -> bool:

@@ -30,7 +30,7 @@ from ldns_framework._markers import hookimpl
 from ldns_framework.config import option
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError
-from ldns_framework.interfaces import Conditioner, DataSource, Encoder, LatentGenerator, ObservationModel
+from ldns_framework.interfaces import DataSource, Encoder, LatentGenerator, ObservationModel, Unconditional
 
 __all__ = [
     "KIT_PLUGIN",
@@ -164,20 +164,8 @@ class KitGaussian(LatentGenerator):
         return (mean + noise * self.log_std.exp()) * mask[..., None]
 
 
-class KitUnconditional(Conditioner):
+class KitUnconditional(Unconditional):
     """No condition: the generator sees none, and none is accepted at sampling time."""
-
-    @property
-    def dim(self) -> int:
-        return 0
-
-    def from_data(self, data: SpikeData, indices: np.ndarray) -> None:
-        return None
-
-    def validate(self, condition: Any, n: int, length: int) -> None:
-        if condition is not None:
-            raise DataError("condition", "this model is unconditional; do not pass a condition")
-        return None
 
 
 def synthetic_spike_data(n_trials: int = 24, length: int = 16, n_neurons: int = 4, seed: int = 0,
@@ -185,7 +173,7 @@ def synthetic_spike_data(n_trials: int = 24, length: int = 16, n_neurons: int = 
     """Seeded counts (trials, time, neurons) driven by a per-trial angle, with 60/20/20 splits.
 
     Covariates: ``vector`` (trials, 2) = (cos, sin) of the angle, ``sequence`` (trials, time, 2)
-    a smooth trajectory, ``label`` (trials, 1) an integer class 0..2 of the angle.
+    a smooth trajectory, ``condition`` (trials, 1) an integer class 0..2 of the angle.
     """
     rng = np.random.default_rng(seed)
     angle = rng.uniform(-np.pi, np.pi, n_trials)

@@ -57,6 +57,19 @@ class ScoresPadding(KitLinearEncoder):
         return {"loss": -observation.log_prob_elements(batch.counts, rates, scored).mean()}
 
 
+class OneNeuronTrials(KitLinearEncoder):
+    """Scores the entries it hid as one-neuron, one-bin trials through log_prob: a model with one
+    parameter per neuron no longer knows which neuron an entry belongs to."""
+
+    def training_loss(self, batch, observation):
+        keep = torch.rand(batch.counts.shape) >= 0.2  # (B, T, N)
+        rates = self.decode(self.encode(batch.counts * keep / 0.8, batch.mask), batch.mask)
+        hidden = batch.mask[..., None] & ~keep
+        counts, rates = batch.counts[hidden][:, None, None], rates[hidden][:, None, None]  # (M, 1, 1)
+        nll = -observation.log_prob(counts, rates, torch.ones(len(counts), 1, dtype=torch.bool))
+        return {"loss": nll.sum() / batch.mask.sum()}
+
+
 class BatchStatistics(KitLinearEncoder):
     """Centres the latents on the batch mean (a batch-norm slip): a trial depends on the others."""
 
@@ -188,6 +201,28 @@ class NoParametersButGradientTrained(KitGaussian):
     """Says it is trained by gradient descent but has nothing to train."""
 
     closed_form = False
+
+
+class EmaNotSaved(KitGaussian):
+    """Gradient-trained mean whose samples use an EMA of it, kept in a non-persistent buffer: the
+    weights a run saves do not hold what sample uses."""
+
+    closed_form = False
+
+    def __init__(self, config=None, *, latent_dim, condition_kind=None, condition_dim=0):
+        super().__init__(config, latent_dim=latent_dim)
+        self.mean = torch.nn.Parameter(torch.zeros(latent_dim))
+        self.register_buffer("ema", torch.zeros(latent_dim), persistent=False)
+
+    def training_loss(self, latents, mask, condition):
+        return {"loss": ((latents - self.mean) ** 2)[mask].mean()}
+
+    def after_optimizer_step(self):
+        with torch.no_grad():
+            self.ema.mul_(0.5).add_(self.mean, alpha=0.5)
+
+    def sample(self, n, lengths, condition=None, generator=None, *, sampler=None, options=None):
+        return super().sample(n, lengths, None, generator) + self.ema
 
 
 # -- conditioners ------------------------------------------------------------------------------
@@ -359,12 +394,28 @@ class NeedsACovariate(MeanCountRmse):
         return {} if "stimulus" not in data.covariates else super().compute(model, data)
 
 
+class RequiresStimulus(MeanCountRmse):
+    """A correct metric that refuses real data without its ``stimulus`` covariate (checked with make_data)."""
+
+    def compute(self, model, data):
+        if "stimulus" not in data.covariates:
+            raise DataError("covariates", "expected a 'stimulus' covariate in the real data")
+        return super().compute(model, data)
+
+
+def stimulus_data() -> SpikeData:
+    """The kit's data with a ``stimulus`` covariate added, as a MetricContract's make_data would build it."""
+    data = synthetic_spike_data(n_trials=30, length=20)
+    return attrs.evolve(data, covariates={**data.covariates, "stimulus": data.covariates["vector"]})
+
+
 BROKEN: list[tuple[str, Any, str]] = [
     ("encoder", LeaksTheFuture, "causal_outputs_ignore_the_future"),
     ("encoder", NegativeRates, "rates_are_positive_and_finite"),
     ("encoder", IgnoresTheObservationModel, "training_loss_uses_the_observation_model"),
     ("encoder", ScoresPadding, "training_loss_ignores_padding"),
     ("encoder", BatchStatistics, "outputs_are_batch_invariant"),
+    ("encoder", OneNeuronTrials, "training_loss_scores_entries_in_place"),
     ("observation", NegativeAtHighRates, "samples_are_counts"),
     ("observation", ElementsIgnoreScored, "log_prob_elements_are_zero_where_unscored"),
     ("observation", UndeclaredFitting, "fitting_is_declared"),
@@ -375,6 +426,7 @@ BROKEN: list[tuple[str, Any, str]] = [
     ("generator", AcceptsAnyCondition, "bad_conditions_are_rejected"),
     ("generator", MutableSamplerOptions, "samplers_are_declared"),
     ("generator", StatisticsNotSaved, "state_dict_round_trips"),
+    ("generator", EmaNotSaved, "state_dict_round_trips"),
     ("generator", NoParametersButGradientTrained, "training_loss_is_finite"),
     ("conditioner", ValidatesNothing, "validate_rejects_wrong_shapes"),
     ("conditioner", ForgetsItsState, "state_round_trips"),

@@ -5,7 +5,15 @@ integration check included; skips are reported as skips, never as passes."""
 from __future__ import annotations
 
 import pytest
-from kit.broken import BROKEN, MeanCountRmse, NeedsACovariate, ScaleNotInStateDict, VectorConditioner
+from kit.broken import (
+    BROKEN,
+    MeanCountRmse,
+    NeedsACovariate,
+    RequiresStimulus,
+    ScaleNotInStateDict,
+    VectorConditioner,
+    stimulus_data,
+)
 
 from ldns_framework.testing import CHECKS, KitSettings, format_results, run_checks
 from ldns_framework.testing.pytest_plugin import kit_registry
@@ -63,3 +71,9 @@ def test_classes_defined_in_a_function_skip_the_integration_with_the_reason():
 
     [result] = run_checks(Local, kind="encoder", registry=kit_registry(), only=[INTEGRATION])
     assert result.skipped and "cannot be imported by name" in result.message
+
+
+def test_a_metric_is_integrated_with_the_data_it_is_checked_with():
+    results = run_checks(RequiresStimulus, kind="metric", registry=kit_registry(), data=stimulus_data)
+    assert not any(r.failed for r in results), format_results(results)
+    assert next(r for r in results if r.name == INTEGRATION).passed

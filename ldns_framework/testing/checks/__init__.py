@@ -99,21 +99,21 @@ def check_component(kind: str, factory: Factory, *, settings: KitSettings | None
     yield from bind_checks(kind, subject, include_inapplicable=include_inapplicable)
 
 
-def _checker(kind: str) -> Callable[..., Iterator[Check]]:
+def _checker(kind: str, name: str) -> Callable[..., Iterator[Check]]:
     def check(factory: Factory, **kwargs: Any) -> Iterator[Check]:
         return check_component(kind, factory, **kwargs)
 
-    check.__name__ = check.__qualname__ = f"check_{kind}"
+    check.__name__ = check.__qualname__ = name
     check.__doc__ = f"``check_component({kind!r}, factory, ...)``."
     return check
 
 
-check_encoder = _checker("encoder")
-check_observation_model = _checker("observation")
-check_generator = _checker("generator")
-check_conditioner = _checker("conditioner")
-check_data_source = _checker("data")
-check_metric = _checker("metric")
+check_encoder = _checker("encoder", "check_encoder")
+check_observation_model = _checker("observation", "check_observation_model")
+check_generator = _checker("generator", "check_generator")
+check_conditioner = _checker("conditioner", "check_conditioner")
+check_data_source = _checker("data", "check_data_source")
+check_metric = _checker("metric", "check_metric")
 
 
 def run_checks(factory: Factory, *, kind: str = "observation", settings: KitSettings | None = None,

@@ -1,7 +1,7 @@
 """Named property checks for conditioners: kind and dim, condition shapes, validation, state.
 
 The conditioner is fitted on the training split of the kit's data (:func:`synthetic_spike_data`,
-covariates ``vector`` (trials, 2), ``sequence`` (trials, time, 2) and ``label`` (trials, 1)),
+covariates ``vector`` (trials, 2), ``sequence`` (trials, time, 2) and ``condition`` (trials, 1) integer classes),
 or of the data ``make_data`` returns (``ConditionerContract.make_data``), and then checked.
 """
 

@@ -3,7 +3,8 @@
 The factory is called as the pipeline builds an encoder, ``factory(n_neurons=N)`` (a component
 class is a factory). Inputs are seeded counts (B, T, N) with right-padded trials. The training
 loss is computed with the kit's factorised observation model (``kit-count-model``), through
-:meth:`~ldns_framework.interfaces.ObservationModel.log_prob_elements`. Encoders whose
+:meth:`~ldns_framework.interfaces.ObservationModel.log_prob_elements`, which must be handed
+(trials, time, N) tensors (entries keep their neuron axis, so per-neuron parameters line up). Encoders whose
 ``is_causal`` is True are also checked never to look at later bins (changing bins >= t must leave
 every output before t unchanged); those that are causal or tagged ``supports_mask`` never to let
 padded bins change a valid output or the loss.
@@ -153,6 +154,32 @@ def _loss_uses_observation(subject: EncoderSubject, name: str) -> None:
     if torch.equal(a, b):
         raise fail(name, "the loss did not change when the observation model's log_prob_elements doubled: the "
                          "reconstruction term must come from the observation model it is given")
+
+
+class _ShapeSpy(KitCountModel):
+    """The kit's count model, recording the shape of every counts tensor it is asked to score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def log_prob_elements(self, counts: torch.Tensor, rates: torch.Tensor, scored: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(counts.shape))
+        return super().log_prob_elements(counts, rates, scored)
+
+
+@_check("training_loss_scores_entries_in_place")
+def _entries_in_place(subject: EncoderSubject, name: str) -> None:
+    """training_loss has the observation model score (trials, time, N) tensors, every entry on its own neuron, so per-neuron parameters line up."""
+    model = subject.component()
+    counts, mask = subject.inputs(12)
+    spy = _ShapeSpy()
+    _loss(model, counts, mask, spy, subject.settings.seed)
+    moved = [shape for shape in spy.shapes if len(shape) != 3 or shape[-1] != counts.shape[-1]]
+    if moved:
+        raise fail(name, f"the observation model was asked to score counts of shape {moved[0]} for a batch of shape "
+                         f"{tuple(counts.shape)}: score the entries in place with log_prob_elements(counts, rates, "
+                         f"scored), so that a model with one parameter per neuron sees every entry on its own neuron")
 
 
 @_check("outputs_are_batch_invariant")

@@ -97,8 +97,8 @@ def _data(subject: Subject) -> SpikeData | None:
     """The data the run is fitted on: None for a data source (the run loads it), else the subject's or the kit's."""
     if subject.kind == "data":
         return None
-    own = getattr(subject, "data", None)
-    return own() if callable(own) else synthetic_spike_data(seed=subject.settings.seed)
+    own = subject.data()
+    return own if own is not None else synthetic_spike_data(seed=subject.settings.seed)
 
 
 def _condition(loaded: Any, data: SpikeData | None) -> Any:
@@ -155,10 +155,9 @@ def _integration(subject: Subject, name: str) -> None:
                            rtol=1e-5, atol=1e-6):
             raise fail(name, f"the reloaded run samples other {part} than the fitted pipeline with the same seed: "
                              f"some state of the component is not saved in the run directory (or not loaded back)")
-    if subject.kind == "metric":
-        real = data if data is not None else synthetic_spike_data(seed=subject.settings.seed)
-        model = SpikeData(counts.astype(np.int64), lengths=np.asarray(samples.lengths), bin_width_s=real.bin_width_s)
-        values = _stage(name, "compute on the samples", subject.component().compute, model, real)
+    if subject.kind == "metric":  # data is the subject's or the kit's (only a data source loads its own)
+        model = SpikeData(counts.astype(np.int64), lengths=np.asarray(samples.lengths), bin_width_s=data.bin_width_s)
+        values = _stage(name, "compute on the samples", subject.component().compute, model, data)
         bad = {k: v for k, v in values.items() if not math.isfinite(float(v))}
         if bad:
             raise fail(name, f"values on generated samples are not finite: {bad}")

@@ -49,6 +49,10 @@ class MetricSubject(Subject):
             self._inputs = (shifted(data), data)
         return self._inputs
 
+    def data(self) -> SpikeData:
+        """The real-data side of the comparisons (what ``make_data`` returns)."""
+        return self.inputs()[1]
+
     def values(self, name: str, model: SpikeData | None = None, data: SpikeData | None = None) -> dict[str, Any]:
         """compute(model, data) (default: the two inputs); CheckSkipped when it returns nothing."""
         default_model, default_data = self.inputs()
