@@ -5,6 +5,25 @@ any of these hooks with ``@ldns_framework.hookimpl``. Hook arguments are add-onl
 plugin API version (``ldns_framework.PLUGIN_API_VERSION``); implementations may accept any
 subset of the arguments, as pluggy allows.
 
+A plugin cannot break the framework or the other plugins. Whatever it raises at import, in
+``ldns_register_components``, when its component's module is imported or its class is built, or in
+a lifecycle hook (``SystemExit`` from ``sys.exit`` and a ``KeyboardInterrupt`` it raises itself
+included) is reported with the plugin's name and distribution:
+
+- at import or registration, the plugin is recorded as failed and listed by ``ldns plugins``
+  (``FAILED plugin NAME (DIST VERSION): ...``); none of its components or hooks are kept, even
+  those added before the error. It is fatal only when a spec needs a component it may have
+  provided.
+- when a component is built, the error is one line naming the component, plugin and distribution.
+  Raise ``ldns_framework.SpecError`` or ``DataError`` yourself for a bad option or file: those
+  reach the user unchanged.
+- in a lifecycle hook, a one-line ``warning:`` on stderr (once per plugin and hook); the other
+  plugins' hooks still run and training goes on.
+
+``LDNS_STRICT_PLUGINS=1`` (``--strict-plugins``) makes failures at import, registration and in
+hooks fatal. A real Ctrl-C or SIGTERM arriving while plugin code runs is not the plugin's failure:
+it stops the program as usual.
+
 Docstrings here are the plugin-author documentation (a test checks every hook has one).
 """
 
@@ -37,6 +56,8 @@ def ldns_register_components(registrar: Any) -> None:
       then name (unranked components come last).
     - ``file_suffixes=(".npz",)``: for a data source that reads the one file named by its
       ``path`` option, the suffixes it reads, so ``--data FILE`` picks it.
+
+    Registration is all or nothing: if the hook raises, none of the components it added are kept.
 
     Example::
 

@@ -11,6 +11,8 @@ import attrs
 from ldns_framework import DataError, PluginError
 from ldns_framework.config import did_you_mean
 
+from ldns_registry.guard import PluginCall, describe
+
 KINDS = ("encoder", "observation", "generator", "conditioner", "data", "metric")
 
 #: Interface each kind's classes must implement (looked up lazily: the interfaces import torch).
@@ -31,6 +33,11 @@ class Provider:
     plugin: str
     distribution: str = "(in-process)"
     version: str = ""
+
+    def label(self) -> str:
+        """``plugin 'x' (dist 1.0)``: who provides something, for messages."""
+        dist = " ".join(p for p in (self.distribution.strip("()"), self.version) if p)
+        return f"plugin {self.plugin!r} ({dist})"
 
 
 @attrs.frozen
@@ -60,8 +67,7 @@ class ComponentEntry:
 
     def where(self) -> str:
         """``plugin 'x' (dist 1.0)``: who registered this entry, for error messages."""
-        dist = " ".join(p for p in (self.provider.distribution.strip("()"), self.provider.version) if p)
-        return f"plugin {self.provider.plugin!r} ({dist})"
+        return self.provider.label()
 
 
 @attrs.frozen
@@ -72,10 +78,8 @@ class Conflict:
     second: ComponentEntry
 
     def message(self) -> str:
-        a, b = self.first.provider, self.second.provider
-        return (f"{self.first.kind} {self.first.name!r} is provided twice: by plugin {a.plugin!r} "
-                f"({a.distribution} {a.version}) and by plugin {b.plugin!r} ({b.distribution} {b.version}); "
-                f"disable one with --disable-plugin or LDNS_DISABLE_PLUGINS")
+        return (f"{self.first.kind} {self.first.name!r} is provided twice: by {self.first.where()} and by "
+                f"{self.second.where()}; disable one with --disable-plugin or LDNS_DISABLE_PLUGINS")
 
 
 class Catalogue:
@@ -143,11 +147,15 @@ class Catalogue:
 
 
 class Registrar:
-    """Handed to ``ldns_register_components``: records what one plugin provides."""
+    """Handed to ``ldns_register_components``: collects what one plugin provides.
 
-    def __init__(self, catalogue: Catalogue, provider: Provider) -> None:
-        self._catalogue = catalogue
+    The registry commits ``entries`` to the catalogue only once the hook returned, so a
+    registration that raises halfway leaves none of its components behind.
+    """
+
+    def __init__(self, provider: Provider) -> None:
         self.provider = provider
+        self.entries: list[ComponentEntry] = []
 
     def add(self, kind: str, name: str, target: str, *, summary: str = "", default: bool = False,
             rank: float | None = None, file_suffixes: Iterable[str] = ()) -> None:
@@ -171,18 +179,18 @@ class Registrar:
             raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r}: file_suffixes must look like '.npz', got {list(suffixes)}")
         if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, float))):
             raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r}: rank must be a number or None, got {rank!r}")
-        self._catalogue.add(ComponentEntry(kind, name, target, summary, self.provider, bool(default), rank,
+        self.entries.append(ComponentEntry(kind, name, target, summary, self.provider, bool(default), rank,
                                            tuple(s.lower() for s in suffixes)))
 
 
 def load_component_class(entry: ComponentEntry) -> type:
     """Import the class behind ``entry`` and check it implements its kind's interface."""
     module_name, _, attr = entry.target.partition(":")
-    where = f"{entry.kind} {entry.name!r} (plugin {entry.provider.plugin!r}, {entry.provider.distribution})"
-    try:
+    where = f"{entry.kind} {entry.name!r} of {entry.where()}"
+    with PluginCall() as call:  # anything the module raises at import, sys.exit included, is the plugin's fault
         cls: Any = getattr(importlib.import_module(module_name), attr)
-    except Exception as exc:  # any import-time failure of a plugin module is the plugin's fault
-        raise PluginError(f"{where}: cannot import {entry.target}: {type(exc).__name__}: {exc}") from exc
+    if call.error is not None:
+        raise PluginError(f"{where}: cannot import {entry.target}: {describe(call.error)}") from call.error
     interface = getattr(importlib.import_module("ldns_framework.interfaces"), INTERFACE_NAMES[entry.kind])
     if not (isinstance(cls, type) and issubclass(cls, interface)):
         raise PluginError(f"{where}: {entry.target} is not a subclass of ldns_framework.{interface.__name__}")

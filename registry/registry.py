@@ -1,7 +1,17 @@
-"""Plugin discovery (pluggy + entry points) and building components from spec sections."""
+"""Plugin discovery (pluggy + entry points), building components from spec sections, and calling
+lifecycle hooks so that no plugin can break the framework.
+
+Every call into plugin code goes through :class:`~ldns_registry.guard.PluginCall`: what a plugin
+raises at import or registration (``SystemExit`` and ``KeyboardInterrupt`` included) is recorded in
+``Registry.failures`` and shown by ``ldns plugins``; a failed registration leaves none of its
+components behind; a component whose class cannot be built gives a one-line :class:`PluginError`
+naming the component, plugin and distribution; a lifecycle hook that raises is reported once on
+stderr and the others run on. A real Ctrl-C (or SIGTERM) is never taken for a plugin's failure.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
@@ -13,11 +23,12 @@ import pluggy
 
 from ldns_framework import PLUGIN_API_VERSION, PROJECT_NAME, PluginError, SpecError, hookspecs
 from ldns_framework.config import did_you_mean
-from ldns_framework.errors import SpecErrors
+from ldns_framework.errors import LdnsError, SpecErrors
 from ldns_framework.spec import COMPONENT_SECTIONS, SAMPLE_KEYS, ComponentSpec, ResolvedSpec, resolve_spec
 from ldns_framework.structure import structure_config
 
 from ldns_registry.catalogue import Catalogue, ComponentEntry, Provider, Registrar, load_component_class
+from ldns_registry.guard import PluginCall, describe
 
 ENTRY_POINT_GROUP = "ldns_framework"
 DISABLE_ENV = "LDNS_DISABLE_PLUGINS"
@@ -34,7 +45,15 @@ class PluginFailure:
     traceback: str
 
     def message(self) -> str:
-        return f"plugin {self.provider.plugin!r} ({self.provider.distribution} {self.provider.version}) failed to load: {self.error}"
+        return f"{self.provider.label()} failed to load: {self.error}"
+
+
+def _check_api(plugin: Any) -> None:
+    """Refuse a plugin written for a newer plugin API than this ldns-framework provides."""
+    declared = getattr(plugin, "LDNS_PLUGIN_API", PLUGIN_API_VERSION)
+    if not isinstance(declared, int) or declared > PLUGIN_API_VERSION:
+        raise PluginError(f"needs plugin API {declared!r}, this ldns-framework provides {PLUGIN_API_VERSION}; "
+                          f"upgrade ldns-framework")
 
 
 def _env_flag(name: str) -> bool:
@@ -54,6 +73,8 @@ class Registry:
         self.catalogue = Catalogue()
         self.failures: dict[str, PluginFailure] = {}
         self.loaded: dict[str, Provider] = {}
+        #: (plugin, hook) -> the error of a lifecycle hook that raised (each reported once).
+        self.hook_failures: dict[tuple[str, str], str] = {}
         self.disabled = set(disabled)
         self.strict = strict
         if trace:
@@ -78,44 +99,45 @@ class Registry:
                 continue
             dist = entry_point.dist
             provider = Provider(entry_point.name, dist.name if dist else "(unknown)", dist.version if dist else "")
-            try:
+            with PluginCall() as call:  # whatever the module raises, sys.exit included, is recorded
                 module = entry_point.load()
-            except Exception as exc:  # a broken plugin is recorded, not fatal
-                self._record_failure(provider, exc)
+            if call.error is not None:
+                self._record_failure(provider, call.error)
                 continue
-            self.register(module, provider)
+            self._register(module, provider)
         self._check_strict()
 
     def register(self, plugin: Any, provider: Provider | str) -> None:
-        """Register a plugin object (module or instance with hookimpls) and collect its components."""
-        if isinstance(provider, str):
-            provider = Provider(provider)
-        if provider.plugin in self.disabled:
-            return
-        declared = getattr(plugin, "LDNS_PLUGIN_API", PLUGIN_API_VERSION)
-        if not isinstance(declared, int) or declared > PLUGIN_API_VERSION:
-            self._record_failure(provider, PluginError(
-                f"needs plugin API {declared!r}, this ldns-framework provides {PLUGIN_API_VERSION}; upgrade ldns-framework"))
-            return
-        try:
-            self.pm.register(plugin, name=provider.plugin)
-        except Exception as exc:  # pluggy validates hook signatures on registration
-            self._record_failure(provider, exc)
-            return
-        others = [p for p in self.pm.get_plugins() if p is not plugin]
-        register_components = self.pm.subset_hook_caller("ldns_register_components", remove_plugins=others)
-        try:
-            register_components(registrar=Registrar(self.catalogue, provider))
-        except Exception as exc:  # a plugin whose registration raises is recorded like an import failure
-            self.pm.unregister(plugin)
-            self._record_failure(provider, exc)
-            return
-        self.loaded[provider.plugin] = provider
+        """Register a plugin object (module or instance with hookimpls) and collect its components.
+
+        A plugin that fails is recorded in ``failures`` (fatal in strict mode), with nothing of it kept.
+        """
+        self._register(plugin, Provider(provider) if isinstance(provider, str) else provider)
         self._check_strict()
 
+    def _register(self, plugin: Any, provider: Provider) -> None:
+        if provider.plugin in self.disabled:
+            return
+        registrar = Registrar(provider)
+        with PluginCall() as call:  # a registration that raises is recorded like an import failure
+            _check_api(plugin)
+            self.pm.register(plugin, name=provider.plugin)  # pluggy validates the hook signatures
+            self._only(plugin, "ldns_register_components")(registrar=registrar)
+        if call.error is not None:
+            if self.pm.get_plugin(provider.plugin) is plugin:  # its lifecycle hooks go too
+                self.pm.unregister(plugin)
+            self._record_failure(provider, call.error)
+            return
+        for entry in registrar.entries:  # committed only now: a failed registration leaves nothing behind
+            self.catalogue.add(entry)
+        self.loaded[provider.plugin] = provider
+
+    def _only(self, plugin: Any, hook_name: str) -> Any:
+        """A caller of ``hook_name`` that runs ``plugin``'s implementations only."""
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=[p for p in self.pm.get_plugins() if p is not plugin])
+
     def _record_failure(self, provider: Provider, exc: BaseException) -> None:
-        self.failures[provider.plugin] = PluginFailure(
-            provider, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)))
+        self.failures[provider.plugin] = PluginFailure(provider, describe(exc), "".join(traceback.format_exception(exc)))
 
     def _check_strict(self) -> None:
         if not self.strict:
@@ -124,10 +146,38 @@ class Registry:
         if problems:
             raise PluginError(f"strict plugin mode ({STRICT_ENV}=1): " + "; ".join(problems))
 
+    # -- lifecycle hooks -----------------------------------------------------------------------
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call every plugin's implementation of the lifecycle hook ``hook_name``, each on its own.
+
+        A plugin whose implementation raises (anything but a real interruption) is reported once
+        per plugin and hook as a one-line ``warning:`` on stderr naming it and its distribution,
+        and the other plugins still run: a logger's bug must not abort a two-day training. In
+        strict mode (``LDNS_STRICT_PLUGINS=1``) it raises :class:`PluginError` instead.
+        """
+        caller = getattr(self.pm.hook, hook_name)
+        # pluggy calls the last registered first; one call per plugin keeps its own wrappers and tracing
+        plugins = {impl.plugin: impl.plugin_name for impl in reversed(caller.get_hookimpls())}
+        for plugin, name in plugins.items():
+            with PluginCall() as call:
+                self._only(plugin, hook_name)(**kwargs)
+            if call.error is not None:
+                self._hook_failed(name, hook_name, call.error)
+
+    def _hook_failed(self, name: str, hook_name: str, exc: BaseException) -> None:
+        provider = self.loaded.get(name, Provider(name))
+        message = f"{provider.label()}: hook {hook_name} raised {describe(exc)}"
+        if self.strict:
+            raise PluginError(f"{message} (strict plugin mode, {STRICT_ENV}=1)") from exc
+        if (name, hook_name) not in self.hook_failures:
+            self.hook_failures[(name, hook_name)] = describe(exc)
+            print(f"warning: {message}; carrying on without it (reported once; {STRICT_ENV}=1 makes it fatal)",
+                  file=sys.stderr, flush=True)
+
     @property
     def hook(self) -> Any:
-        """Hook relay for lifecycle events (``registry.hook.ldns_stage_start(...)``)."""
-        return self.pm.hook
+        """``registry.hook.ldns_stage_start(stage=...)``: the same as :meth:`notify`, spelled like pluggy's relay."""
+        return _HookRelay(self)
 
     # -- lookup --------------------------------------------------------------------------------
     def entry(self, kind: str, name: str) -> ComponentEntry:
@@ -211,7 +261,8 @@ class Registry:
         ``latent_dim``); it is passed to the component's constructor as keyword arguments.
         """
         if isinstance(section, ComponentSpec):
-            cls, config = self.component_class(kind, section.type), section.config
+            type_name, config = section.type, section.config
+            cls = self.component_class(kind, type_name)
         else:
             body = dict(section)
             path = path or kind
@@ -222,7 +273,14 @@ class Registry:
                 raise SpecError(f"{path}.type", f"expected the name of a registered {kind}, got {type_name!r}")
             config = self.structure_component(kind, body, type_name, path)
             cls = self.component_class(kind, type_name)
-        return cls(config, **context)
+        with PluginCall() as call:
+            component = cls(config, **context)
+        if isinstance(call.error, LdnsError):  # the component's own clear error (a bad file, a bad option)
+            raise call.error
+        if call.error is not None:
+            raise PluginError(f"{kind} {type_name!r} of {self.entry(kind, type_name).where()} failed to build: "
+                              f"{describe(call.error)}") from call.error
+        return component
 
     def provenance(self, spec: ResolvedSpec) -> dict[str, dict[str, str]]:
         """Which plugin, distribution and version provide each component of ``spec`` (stored with a run)."""
@@ -231,3 +289,16 @@ class Registry:
             if component is not None:
                 out[section] = self.entry(COMPONENT_SECTIONS[section], component.type).as_dict()
         return out
+
+
+class _HookRelay:
+    """``relay.<hook name>(**kwargs)`` calls :meth:`Registry.notify`."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def __getattr__(self, hook_name: str) -> Any:
+        if not hook_name.startswith("ldns_"):
+            raise AttributeError(hook_name)
+        getattr(self._registry.pm.hook, hook_name)  # an unknown hook fails here, not when called
+        return functools.partial(self._registry.notify, hook_name)
