@@ -8,10 +8,13 @@ whose message says what was expected (``expected int >= 1, got 0``).
 from __future__ import annotations
 
 import difflib
+import math
 import typing
 from typing import Any, Callable, Iterable
 
 import attrs
+
+from ldns_framework.errors import MAX_ECHO, shown
 
 DOC_KEY = "ldns_doc"
 BOUNDS_KEY = "ldns_bounds"
@@ -34,8 +37,11 @@ def type_label(annotation: Any) -> str:
 
 
 def did_you_mean(word: Any, options: Iterable[Any]) -> str:
-    """' (did you mean 'x'?)' for the closest option, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    """' (did you mean 'x'?)' for the closest option, or '' when nothing is close (or ``word`` is
+    too long to be a typo: difflib's cost grows with the product of the lengths)."""
+    if not isinstance(word, str) or len(word) > 2 * MAX_ECHO:
+        return ""
+    close = difflib.get_close_matches(word, [str(o) for o in options], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -49,13 +55,15 @@ def _make_validator(bounds: str, ge, gt, le, lt, choices) -> Callable[[Any, Any,
         items = value if isinstance(value, (tuple, list)) else (value,)
         for item in items:
             if isinstance(item, bool) and choices is None:
-                raise ValueError(f"expected {expectation(attribute)}, got {value!r}")
+                raise ValueError(f"expected {expectation(attribute)}, got {shown(value)}")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"expected a finite {expectation(attribute)}, got {shown(value)}")
             ok = choices is None or item in choices
             ok = ok and (ge is None or item >= ge) and (gt is None or item > gt)
             ok = ok and (le is None or item <= le) and (lt is None or item < lt)
             if not ok:
-                hint = did_you_mean(item, choices) if choices is not None and isinstance(item, str) else ""
-                raise ValueError(f"expected {expectation(attribute)}, got {value!r}{hint}")
+                hint = did_you_mean(item, choices) if choices is not None else ""
+                raise ValueError(f"expected {expectation(attribute)}, got {shown(value)}{hint}")
 
     return check
 

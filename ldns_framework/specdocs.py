@@ -11,6 +11,7 @@ from typing import Iterable
 import attrs
 
 from ldns_framework.config import expectation, field_doc
+from ldns_framework.limits import SEED_MAX
 from ldns_framework.spec import (COMPONENT_SECTIONS, OPTIONAL_SECTIONS, TRAIN_DEFAULTS, LatentsConfig, RunConfig,
                                  SampleSpec, TrainConfig)
 
@@ -29,6 +30,15 @@ file names another data type) drops the file's other keys of that section, which
 of the old type; keys that `--set` also gives are kept (`--set data.type=arrays --set
 data.path=x.npz`). `ldns validate` notes what was dropped. A section that names no type keeps
 its keys.
+
+Limits. A spec file is UTF-8 text (a UTF-8 byte-order mark is allowed) of at most 1 MiB, read
+by a safe YAML loader: no tags that build objects, no duplicate keys, no merge keys (`<<`;
+anchors and aliases work), at most 32 levels of nesting and 10000 values once aliases are
+expanded; `--set` values are read by the same loader. Every number must be finite and every
+integer fit in 64 bits, within the bounds listed below. Sizes that depend on the machine are
+checked when the work starts, against half the available memory (`LDNS_MEMORY_LIMIT=8G`
+overrides what is available) and the CPUs the process may use: generated data (trials x
+length x neurons), `run.num_threads`, `run.device`, and the sizes given to `ldns sample`.
 """
 
 #: (kind, name, component class, summary, registered as the kind's default)
@@ -82,7 +92,7 @@ def render(components: Iterable[ComponentDoc]) -> str:
     components = sorted(components, key=lambda c: (c[0], c[1]))
     defaults = {kind: name for kind, name, _cls, _summary, default in components if default}
     lines = [HEADER, "## Top level", "", "| key | expected | default | meaning |", "|---|---|---|---|",
-             "| `seed` | int >= 0 | `0` | Seed of every random draw of the run. |"]
+             f"| `seed` | int >= 0 and <= {SEED_MAX} | `0` | Seed of every random draw of the run. |"]
     for section, kind in COMPONENT_SECTIONS.items():
         nullable = " May be `null` to leave the stage out." if section in OPTIONAL_SECTIONS else ""
         default = f"`type: {defaults[kind]}`" if kind in defaults else "(required)"

@@ -62,10 +62,12 @@ class LatentDiffusionConfig:
     """Options of the latent diffusion model; defaults follow the paper's Lorenz denoiser (METHOD.md Sec. 3)."""
 
     hidden: int = option(64, doc="Hidden channels C of the denoiser, a multiple of 4 (reference: Lorenz 64, "
-                                 "monkey 256, human 384).", ge=4)
-    blocks: int = option(4, doc="adaLN-Zero S4 blocks in the denoiser (reference: Lorenz 4, monkey and human 6).", ge=1)
-    state_size: int = option(64, doc="S4D state size, an even number (state_size/2 conjugate pairs).", ge=2)
-    train_steps: int = option(1000, doc="Diffusion timesteps of the forward process (reference 1000).", ge=2)
+                                 "monkey 256, human 384).", ge=4, le=8192)
+    blocks: int = option(4, doc="adaLN-Zero S4 blocks in the denoiser (reference: Lorenz 4, monkey and human 6).",
+                         ge=1, le=256)
+    state_size: int = option(64, doc="S4D state size, an even number (state_size/2 conjugate pairs).", ge=2, le=8192)
+    train_steps: int = option(1000, doc="Diffusion timesteps of the forward process (reference 1000); the ddpm "
+                                        "sampler runs all of them.", ge=2, le=100_000)
     beta_start: float = option(1.0e-4, doc="First beta of the linear noise schedule.", gt=0, lt=1)
     beta_end: float = option(0.02, doc="Last beta of the linear noise schedule.", gt=0, lt=1)
     prediction: str = option("v_prediction", doc="What the denoiser predicts: 'v_prediction' (default: at CPU "
@@ -77,7 +79,8 @@ class LatentDiffusionConfig:
     smooth_l1_beta: float = option(0.04, doc="Beta of the SmoothL1 loss (reference 0.04, 0.05 conditional).", gt=0)
     ema_max_decay: float = option(0.9999, doc="Largest EMA decay; the decay warms up as 1-(1+step)^(-ema_power).",
                                   ge=0, le=1)
-    ema_power: float = option(2.0 / 3.0, doc="Power of the EMA decay warm-up (diffusers EMAModel default 2/3).", gt=0)
+    ema_power: float = option(2.0 / 3.0, doc="Power of the EMA decay warm-up (diffusers EMAModel default 2/3).",
+                              gt=0, le=100)
     mask_channel: bool = option(False, doc="Feed the validity mask as an extra denoiser channel and make the "
                                            "denoiser blind to padded bins (variable-length data, reference human).")
     x0_clip: float | None = option(None, doc="While sampling, clip the clean latents implied by each denoiser "

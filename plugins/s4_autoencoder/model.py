@@ -53,13 +53,15 @@ __all__ = ["ResidualBlock", "S4Autoencoder", "S4AutoencoderConfig", "latent_pena
 class S4AutoencoderConfig:
     """Options of the S4 autoencoder; defaults follow the paper's Lorenz autoencoder at half width."""
 
-    hidden: int = option(128, doc="Hidden channels C of the encoder and decoder (reference 256).", ge=1)
-    latent_dim: int = option(8, doc="Latent channels D; must divide hidden (the bottleneck is grouped by latent).", ge=1)
-    blocks: int = option(4, doc="Residual S4 blocks in the encoder.", ge=0)
-    decoder_blocks: int = option(0, doc="Residual S4 blocks in the decoder; 0 keeps it pointwise in time (reference).", ge=0)
+    hidden: int = option(128, doc="Hidden channels C of the encoder and decoder (reference 256).", ge=1, le=8192)
+    latent_dim: int = option(8, doc="Latent channels D; must divide hidden (the bottleneck is grouped by latent).",
+                             ge=1, le=8192)
+    blocks: int = option(4, doc="Residual S4 blocks in the encoder.", ge=0, le=256)
+    decoder_blocks: int = option(0, doc="Residual S4 blocks in the decoder; 0 keeps it pointwise in time (reference).",
+                                 ge=0, le=256)
     bidirectional: bool = option(True, doc="Bidirectional S4 kernels; false makes every block causal (reference for "
                                            "variable-length and monkey data).")
-    state_size: int = option(64, doc="S4D state size, an even number (state_size/2 conjugate pairs).", ge=2)
+    state_size: int = option(64, doc="S4D state size, an even number (state_size/2 conjugate pairs).", ge=2, le=8192)
     dt_min: float = option(1.0e-3, doc="Lower end of the log-uniform S4 step-size init.", gt=0)
     dt_max: float = option(1.0e-1, doc="Upper end of the log-uniform S4 step-size init.", gt=0)
     s4_init: str = option("lin", doc="Init of the imaginary part of A: 'lin' (S4D-Lin, pi n) or 'inv' (S4D-Inv).",
@@ -68,7 +70,8 @@ class S4AutoencoderConfig:
                                  ge=0, lt=1)
     beta_l2: float = option(0.01, doc="Weight of the latent L2 penalty (Eq. 1), per input entry B*T*N.", ge=0)
     beta_td: float = option(0.01, doc="Weight of the latent temporal-smoothness penalty (Eq. 1), per input entry.", ge=0)
-    td_lags: int = option(5, doc="Largest lag K of the temporal-smoothness penalty (lag k weighted 1/(1+k)).", ge=0)
+    td_lags: int = option(5, doc="Largest lag K of the temporal-smoothness penalty (lag k weighted 1/(1+k)).",
+                          ge=0, le=10_000)
 
     def __attrs_post_init__(self) -> None:
         if self.hidden % self.latent_dim:
