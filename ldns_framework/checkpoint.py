@@ -2,37 +2,53 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 
-from ldns_framework.errors import LdnsError
-from ldns_framework.rundir import atomic_path
+from ldns_framework.errors import LdnsError, shorten
+from ldns_framework.rundir import write_bytes
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Write ``tensors`` atomically (contiguous CPU copies; shared storage is split)."""
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> str:
+    """Write ``tensors`` atomically (contiguous CPU copies; shared storage is split); returns the
+    file's sha256, which run manifests record so a damaged file is caught when it is loaded."""
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(plain, str(tmp), metadata=metadata)
+    data = save(plain, metadata=metadata)
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
-def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    if not os.path.isfile(path):
-        raise LdnsError(f"{path}: weights file not found")
+def load_tensors(path: str | os.PathLike, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; with ``sha256``, the file must have that checksum."""
     try:
-        return load_file(str(path))
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise LdnsError(f"{path}: weights file not found") from None
+    except OSError as exc:
+        raise LdnsError(f"{path}: cannot read the weights file ({exc.strerror})") from None
+    if sha256 is not None:
+        found = hashlib.sha256(data).hexdigest()
+        if found != sha256:
+            raise LdnsError(f"{path}: checksum mismatch (sha256 {found[:16]}..., the run recorded {sha256[:16]}...); "
+                            "the file was damaged or changed after it was written")
+    try:
+        return load(data)
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise LdnsError(f"{path}: not a readable safetensors file ({exc})") from None
+        raise LdnsError(f"{path}: not a readable safetensors file ({shorten(str(exc), 120)})") from None
 
 
-def load_module_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Load the weights file ``path`` into ``module`` (see :func:`load_weights`)."""
-    load_weights(module, load_tensors(path), str(path))
+def load_module_weights(module: torch.nn.Module, path: str | os.PathLike, sha256: str | None = None) -> None:
+    """Load the weights file ``path`` (checked against ``sha256`` when given) into ``module``
+    (see :func:`load_weights`)."""
+    load_weights(module, load_tensors(path, sha256), str(path))
 
 
 def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:

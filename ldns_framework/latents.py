@@ -42,7 +42,19 @@ class LatentStats:
 
     @classmethod
     def load(cls, path: str | Path) -> "LatentStats":
+        """The statistics ``save`` wrote; a missing or malformed file is an error naming it."""
         if not Path(path).is_file():
             raise LdnsError(f"{path}: latent statistics not found; the latents stage has not run")
-        stored = read_json(path)
-        return cls(np.asarray(stored["mean"], dtype=np.float32), np.asarray(stored["std"], dtype=np.float32), stored["clamp"])
+        stored = read_json(path, dict)
+        try:
+            mean, std = (np.asarray(stored[key], dtype=np.float32) for key in ("mean", "std"))
+            clamp = stored["clamp"]
+            valid = (mean.ndim == 1 and mean.shape == std.shape and mean.size > 0 and np.isfinite(mean).all()
+                     and (std > 0).all() and np.isfinite(std).all()
+                     and (clamp is None or isinstance(clamp, (int, float)) and not isinstance(clamp, bool) and clamp > 0))
+        except (KeyError, TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise LdnsError(f"{path}: expected 'mean' and 'std' (equal-length lists of finite numbers, std > 0) "
+                            "and 'clamp' (a positive number or null)")
+        return cls(mean, std, clamp)

@@ -23,8 +23,10 @@ from ldns_framework.latents import LatentStats
 from ldns_framework.rundir import read_json
 from ldns_framework.spec import ResolvedSpec
 from ldns_framework.structure import unstructure_config
+from ldns_framework.training import manifest_file, read_manifest
 
-__all__ = ["TrainedModel", "build_autoencoder", "build_generator", "encode_trials", "load_generator", "stage_complete"]
+__all__ = ["TrainedModel", "build_autoencoder", "build_generator", "encode_trials", "load_generator",
+           "load_stage_weights", "stage_complete"]
 
 
 def build_autoencoder(spec: ResolvedSpec, registry: Any, n_neurons: int) -> tuple[Any, Any]:
@@ -43,17 +45,29 @@ def build_generator(spec: ResolvedSpec, registry: Any, latent_dim: int, conditio
 def load_generator(run_dir: Path, spec: ResolvedSpec, registry: Any, latent_dim: int) -> tuple[Any, Any]:
     """(conditioner, generator) of a run whose generator stage completed, state and weights loaded."""
     conditioner = registry.build("conditioner", spec.components["conditioner"])
-    conditioner.load_state(read_json(run_dir / "conditioner.json"))
+    conditioner.load_state(read_json(run_dir / "conditioner.json", dict))
     generator = build_generator(spec, registry, latent_dim, conditioner)
-    if (run_dir / "generator" / "weights.safetensors").is_file():
-        load_module_weights(generator, run_dir / "generator" / "weights.safetensors")
+    load_stage_weights(generator, run_dir / "generator")
     return conditioner, generator
 
 
 def stage_complete(stage_dir: Path) -> bool:
-    """True when the stage in ``stage_dir`` wrote its ``state.json`` with ``complete`` set."""
-    state = stage_dir / "state.json"
-    return state.is_file() and bool(read_json(state).get("complete"))
+    """True when the stage in ``stage_dir`` committed its ``state.json`` with ``complete`` set."""
+    manifest = read_manifest(stage_dir)
+    return manifest is not None and bool(manifest.get("complete"))
+
+
+def load_stage_weights(module: Any, stage_dir: Path) -> None:
+    """Load the weights file a completed stage's manifest names, after checking it against the
+    sha256 the manifest recorded (a module without state, such as plain Poisson, has none)."""
+    manifest = read_manifest(stage_dir)
+    if manifest is None or not manifest.get("complete"):
+        raise LdnsError(f"{stage_dir}: the {stage_dir.name} stage has not finished; "
+                        f"run `ldns train --resume --out {stage_dir.parent}`")
+    if "weights" not in manifest and not module.state_dict():
+        return
+    path, sha256 = manifest_file(stage_dir, manifest, "weights")
+    load_module_weights(module, path, sha256)
 
 
 @torch.no_grad()
@@ -117,16 +131,16 @@ class TrainedModel:
         summary_path = run_dir / "data" / "summary.json"
         if not summary_path.is_file():
             raise LdnsError(f"{run_dir}: the data stage has not run; run `ldns train --resume --out {run_dir}`")
-        summary = read_json(summary_path)
-        n_neurons, n_time = int(summary["neurons"]), int(summary["bins"])
+        summary = read_json(summary_path, dict)
+        try:
+            n_neurons, n_time = int(summary["neurons"]), int(summary["bins"])
+        except (KeyError, TypeError, ValueError):
+            raise LdnsError(f"{summary_path}: expected whole numbers 'neurons' and 'bins'") from None
         encoder, observation = build_autoencoder(spec, registry, n_neurons)
-        weights = run_dir / "encoder" / "weights.safetensors"
-        if not weights.is_file():
-            raise LdnsError(f"{run_dir}: the encoder stage has not finished; run `ldns train --resume --out {run_dir}`")
-        load_module_weights(encoder, weights)
+        load_stage_weights(encoder, run_dir / "encoder")
         observation_fitted = stage_complete(run_dir / "observation")
-        if observation_fitted and (run_dir / "observation" / "weights.safetensors").is_file():
-            load_module_weights(observation, run_dir / "observation" / "weights.safetensors")
+        if observation_fitted:
+            load_stage_weights(observation, run_dir / "observation")
         generator = conditioner = latent_stats = None
         if spec.components["generator"] is not None and stage_complete(run_dir / "generator"):
             latent_stats = LatentStats.load(run_dir / "latent_stats.json")
@@ -226,12 +240,14 @@ class TrainedModel:
                             "or Pipeline.load a run whose generator stage finished")
         if n < 1:
             raise LdnsError(f"n: expected at least 1 trial, got {n}")
-        length = int(length or self.n_time)
+        length = self.n_time if length is None else int(length)
         if length < 1:
             raise LdnsError(f"length: expected at least 1 bin, got {length}")
         name, options = self.sampler(sampler, sampler_options)
         label = self.generator.describe_sampler(name, options)
-        batch_size = int(batch_size or self.spec.sample.batch_size)
+        batch_size = self.spec.sample.batch_size if batch_size is None else int(batch_size)
+        if batch_size < 1:
+            raise LdnsError(f"batch_size: expected at least 1 trial per batch, got {batch_size}")
         observation_name, observation_model = self.observation_model(observation)
         cond = self.conditioner.validate(condition, n, length)
         device = self.fabric.device

@@ -70,6 +70,7 @@ class Pipeline:
     def fabric(self) -> Any:
         """The Lightning Fabric of ``run.device`` / ``run.precision`` (made on first use)."""
         if self._fabric is None:
+            self.spec.run.check_machine()  # the spec may come from another machine: say what this one lacks
             self._fabric = make_fabric(self.spec.run.device, self.spec.run.precision)
         return self._fabric
 

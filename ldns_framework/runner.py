@@ -13,25 +13,27 @@ through the registry it is given.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import attrs
 import numpy as np
 import torch
 
 from ldns_framework.batch import Batch
-from ldns_framework.checkpoint import load_module_weights, save_tensors
+from ldns_framework.checkpoint import save_tensors
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError
 from ldns_framework.io.encodings import Encoded
 from ldns_framework.latents import LatentStats
 from ldns_framework.model import (TrainedModel, build_autoencoder, build_generator, encode_trials, load_generator,
-                                  stage_complete)
-from ldns_framework.rundir import STAGES, environment_record, read_json, write_json, write_yaml
+                                  load_stage_weights, stage_complete)
+from ldns_framework.rundir import (STAGES, RunLock, clean_temporaries, create_run_dir, environment_record, json_text,
+                                   read_json, write_json, yaml_text)
 from ldns_framework.spec import ResolvedSpec, load_spec_file
-from ldns_framework.training import Trainer
+from ldns_framework.training import Interrupted, StopSignals, Trainer, clean_stage, derive_seed, seed_everything
 
 __all__ = ["STAGES", "StageRunner", "check_provenance"]
 
@@ -47,7 +49,7 @@ def say(message: str) -> None:
 def check_provenance(run_dir: Path, spec: ResolvedSpec, registry: Any) -> None:
     """Fail when a plugin that provided one of the run's components is missing or another
     distribution provides it now; warn when only its version changed."""
-    stored = read_json(run_dir / "environment.json").get("plugins", {})
+    stored = read_json(run_dir / "environment.json", dict).get("plugins", {})
     current = registry.provenance(spec)
     for section, entry in stored.items():
         now = current.get(section)
@@ -91,6 +93,7 @@ class StageRunner:
         self._latent_stats: LatentStats | None = None
         self._conditioner: Any = None
         self._generator: Any = None
+        self._stop = StopSignals()
 
     def stages(self, until: str | None = None) -> tuple[str, ...]:
         """The stages this fit runs, in order."""
@@ -104,15 +107,26 @@ class StageRunner:
     def run(self, data: SpikeData | None = None, *, until: str | None = None,
             resume: bool = False) -> tuple[SpikeData, TrainedModel | None]:
         """Run the stages (up to ``until``); returns the data and the trained model (None when the
-        encoder stage was not reached). ``data`` replaces the spec's data source."""
+        encoder stage was not reached). ``data`` replaces the spec's data source.
+
+        Each stage starts by seeding the global RNGs from (seed, stage), so what it builds and
+        draws never depends on which stages ran before in this process (a resumed run matches an
+        uninterrupted one). SIGINT/SIGTERM stop the run at its next safe point with a checkpoint
+        committed, raising :class:`~ldns_framework.training.Interrupted` (which names the run).
+        """
         stages = self.stages(until)
-        self._prepare_run_dir(resume)
-        torch.manual_seed(self.spec.seed)
-        if self.spec.run.num_threads:
-            torch.set_num_threads(self.spec.run.num_threads)
-        self._data = data
-        for stage in stages:
-            getattr(self, f"_stage_{stage}")(resume)
+        with self._stop, self._run_dir_lock(resume):
+            if self.spec.run.num_threads:
+                torch.set_num_threads(self.spec.run.num_threads)
+            self._data = data
+            try:
+                for stage in stages:
+                    self._stop.check()
+                    seed_everything(derive_seed(self.spec.seed, stage))
+                    getattr(self, f"_stage_{stage}")(resume)
+            except Interrupted as exc:
+                exc.run_dir = self.run_dir
+                raise
         return self._data, self._model()
 
     def _model(self) -> TrainedModel | None:
@@ -126,23 +140,48 @@ class StageRunner:
                             train_encoding=self._train_encoding)
 
     # -- run directory ------------------------------------------------------------------------
-    def _prepare_run_dir(self, resume: bool) -> None:
+    @contextlib.contextmanager
+    def _run_dir_lock(self, resume: bool) -> Iterator[None]:
+        """Create the run directory (whole, with its spec and environment) or check the one being
+        resumed, holding its lock meanwhile; only the first process writes under DDP."""
+        if self.fabric is not None and not self.fabric.is_global_zero:
+            self.fabric.barrier()
+            yield
+            return
+        lock = self._open_run_dir(resume)
+        try:
+            if self.fabric is not None:
+                self.fabric.barrier()
+            yield
+        finally:
+            lock.release()
+
+    def _open_run_dir(self, resume: bool) -> RunLock:
         spec_path = self.run_dir / "spec.yaml"
-        if spec_path.is_file():
-            if not resume:
-                raise LdnsError(f"{self.run_dir}: run directory already exists; pass --resume to continue it "
-                                "or choose a new --out")
+        if not spec_path.is_file():
+            device = str(self.fabric.device) if self.fabric is not None else "cpu"
+            return create_run_dir(self.run_dir, {
+                "spec.yaml": yaml_text(self.spec.to_dict()),
+                "environment.json": json_text(environment_record(
+                    self.spec.seed, device, {"plugins": self.registry.provenance(self.spec)}))})
+        if not resume:
+            raise LdnsError(f"{self.run_dir}: run directory already exists; pass --resume to continue it "
+                            "or choose a new --out")
+        lock = RunLock.acquire(self.run_dir)
+        try:
             stored = self.registry.resolve(load_spec_file(spec_path))
             if stored != self.spec:
                 differing = differing_keys(stored.to_dict(), self.spec.to_dict())
                 raise LdnsError(f"{self.run_dir}: the spec differs from the run's spec.yaml at "
                                 f"{', '.join(differing[:5])}; resume without a spec or use a new --out")
             check_provenance(self.run_dir, self.spec, self.registry)
-            return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_yaml(spec_path, self.spec.to_dict())
-        write_json(self.run_dir / "environment.json", environment_record(
-            self.spec.seed, str(self.fabric.device), {"plugins": self.registry.provenance(self.spec)}))
+            clean_temporaries(self.run_dir)
+            for stage in STAGES:
+                clean_stage(self.run_dir / stage)
+        except BaseException:
+            lock.release()
+            raise
+        return lock
 
     def _start(self, stage: str) -> None:
         self.registry.hook.ldns_stage_start(stage=stage, run_dir=self.run_dir, spec=self.spec)
@@ -156,7 +195,7 @@ class StageRunner:
             self.registry.hook.ldns_epoch_end(stage=stage, epoch=record["epoch"], record=record)
 
         return Trainer(self.spec.train[stage], self.run_dir / stage, seed=self.spec.seed, fabric=self.fabric,
-                       progress=self.progress, description=stage, on_epoch_end=on_epoch_end)
+                       progress=self.progress, description=stage, on_epoch_end=on_epoch_end, stop=self._stop)
 
     # -- tensors ------------------------------------------------------------------------------
     def _split(self, split: str) -> SpikeData | None:
@@ -195,7 +234,7 @@ class StageRunner:
         self._encoder, self._observation = build_autoencoder(self.spec, self.registry, self._data.n_neurons)
         stage_dir = self.run_dir / "encoder"
         if resume and stage_complete(stage_dir):
-            load_module_weights(self._encoder, stage_dir / "weights.safetensors")
+            load_stage_weights(self._encoder, stage_dir)
             say("encoder: complete (loaded)")
             return
         self._start("encoder")
@@ -224,8 +263,7 @@ class StageRunner:
         stage_dir = self.run_dir / "observation"
         kind = self.spec.components["observation"].type
         if resume and stage_complete(stage_dir):
-            if (stage_dir / "weights.safetensors").is_file():
-                load_module_weights(self._observation, stage_dir / "weights.safetensors")
+            load_stage_weights(self._observation, stage_dir)
             self._observation_fitted = True
             say("observation: complete (loaded)")
             return
@@ -237,10 +275,7 @@ class StageRunner:
             train = encoded.data
             summary = dict(self._observation.fit(torch.as_tensor(train.counts, dtype=torch.float32),
                                                  torch.as_tensor(encoded.rates), torch.as_tensor(train.mask())) or {})
-        state = self._observation.state_dict()
-        if state:
-            save_tensors(stage_dir / "weights.safetensors", state)
-        write_json(stage_dir / "state.json", {"complete": True, "fit": summary})
+        self._commit_fitted(stage_dir, self._observation, {"fit": summary})
         self._observation_fitted = True
         line = (f"fitted {kind}" + (f" ({_figures(summary)})" if summary else "")
                 if self._observation.needs_fitting else f"{kind} needs no fitting")
@@ -285,6 +320,16 @@ class StageRunner:
             summary, line = self._train_generator(kind, train, val, resume)
         self._end("generator", summary, line)
 
+    @staticmethod
+    def _commit_fitted(stage_dir: Path, module: Any, state: dict[str, Any]) -> None:
+        """A fitted (not gradient-trained) stage: its weights (when it has any), then its manifest
+        naming them with their sha256, marked complete."""
+        weights = module.state_dict()
+        if weights:
+            state = {**state, "weights": {"file": "weights.safetensors",
+                                          "sha256": save_tensors(stage_dir / "weights.safetensors", weights)}}
+        write_json(stage_dir / "state.json", {"complete": True, **state})
+
     def _latent_dim(self) -> int:
         return int(self._latent_stats.mean.shape[0])
 
@@ -308,10 +353,7 @@ class StageRunner:
             with torch.no_grad():
                 parts = self._generator.training_loss(val_latents, val_mask, val_condition[0] if val_condition else None)
             summary["val_loss"] = float(parts["loss"])
-        state = self._generator.state_dict()
-        if state:
-            save_tensors(stage_dir / "weights.safetensors", state)
-        write_json(stage_dir / "state.json", {"complete": True, "closed_form": True, "fit": summary})
+        self._commit_fitted(stage_dir, self._generator, {"closed_form": True, "fit": summary})
         kind = self.spec.components["generator"].type
         return summary, f"fitted {kind} in closed form" + (f" ({_figures(summary)})" if summary else "")
 

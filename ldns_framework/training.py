@@ -3,37 +3,67 @@
 A stage is a module plus a loss function ``loss_fn(module, *tensors) -> {"loss": ..., part: ...}``
 over minibatches of in-memory tensors. The engine runs it through Lightning Fabric (devices,
 precision, DDP), with AdamW, linear warm-up + cosine decay, gradient clipping, validation every
-k epochs, best-on-validation weights, resumable checkpoints and a progress bar. It knows nothing
-about S4 or diffusion.
+k epochs, best-on-validation weights, exactly resumable checkpoints and a progress bar. It knows
+nothing about S4 or diffusion.
 
 Stage directory layout::
 
-    weights.safetensors   best-on-validation weights (the stage's product)
-    last.safetensors      weights + optimiser tensors of the last checkpoint (for --resume)
-    state.json            epoch, step, best validation loss, optimiser scalars, complete flag
-    log.jsonl             one line per epoch: lr, training and validation loss parts, seconds
+    state.json                    the manifest: position (epoch, batch, step), best validation
+                                  loss, optimiser scalars, RNG scalars, the log's length, and the
+                                  file it names with its sha256; ``complete`` once the stage is done
+    checkpoint-<step>.safetensors weights, optimiser tensors, best weights and RNG states of the
+                                  position the manifest records (while the stage is unfinished)
+    weights.safetensors           the stage's product: best-on-validation (or last) weights
+    log.jsonl                     one line per epoch: lr, training and validation loss parts, seconds
+
+Commit protocol: a checkpoint goes to a new file, then the manifest naming it (and its
+checksum) replaces ``state.json``, then the previous checkpoint is deleted. ``state.json`` is
+the only thing a resume trusts: files it does not name (a checkpoint written before a kill, a
+``weights.safetensors`` not yet committed), temporaries and log lines past its recorded length
+are removed, so no kill can pair weights with the wrong counter or duplicate a log line.
+
+Exactness: every epoch seeds the global RNGs (torch, numpy, Python's ``random``) and the
+data-loader order from (seed, stage, epoch, rank); a checkpoint also stores the RNG states, so a
+run resumed from any checkpoint, at an epoch boundary or mid-epoch after SIGINT/SIGTERM
+(:class:`StopSignals`), reaches the same weights bit for bit as one that never stopped (on CPU).
+Component state such as an EMA and its update counter lives in buffers, saved with the weights.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
+import random
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import attrs
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from ldns_framework.checkpoint import (load_module_weights, load_tensors, load_weights, optimizer_from_tensors,
-                                       optimizer_to_tensors, save_tensors)
-from ldns_framework.errors import LdnsError
-from ldns_framework.rundir import append_jsonl, read_json, write_json
+from ldns_framework.checkpoint import (load_tensors, load_weights, optimizer_from_tensors, optimizer_to_tensors,
+                                       save_tensors)
+from ldns_framework.errors import LdnsError, shown
+from ldns_framework.rundir import append_jsonl, clean_temporaries, read_json, remove, truncate, write_json
 from ldns_framework.spec import TrainConfig
 
 LossFn = Callable[..., dict[str, torch.Tensor]]
 EpochCallback = Callable[[dict[str, Any]], None]
+
+#: Version of the stage manifest (state.json) written by :class:`Trainer`.
+MANIFEST_FORMAT = 2
+WEIGHTS_NAME = "weights.safetensors"
+STATE_NAME = "state.json"
+LOG_NAME = "log.jsonl"
+_CHECKPOINT_PREFIX = "checkpoint-"
 
 
 @attrs.frozen
@@ -44,6 +74,108 @@ class TrainResult:
     resumed_from: int | None
 
 
+# -- random state -----------------------------------------------------------------------------------
+def derive_seed(seed: int, *keys: Any) -> int:
+    """A 63-bit seed for the stream named by ``keys`` (stage, epoch, rank) under the run's ``seed``:
+    what a stream draws never depends on what ran before it in the process."""
+    digest = hashlib.sha256(json.dumps([seed, *keys]).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global RNGs components draw from: torch (CPU and CUDA), numpy and Python's ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The global RNG states: tensors (for the checkpoint file) and scalars (for the manifest)."""
+    tensors = {"rng/torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors.update({f"rng/cuda/{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    kind, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    tensors["rng/numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    version, internal, gauss_next = random.getstate()
+    tensors["rng/python"] = torch.tensor(internal, dtype=torch.int64)
+    return tensors, {"numpy": [kind, int(position), int(has_gauss), float(cached_gauss)],
+                     "python": [version, gauss_next]}
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(tensors["rng/torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng/cuda/")), key=lambda k: int(k[9:]))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    kind, position, has_gauss, cached_gauss = scalars["numpy"]
+    np.random.set_state((kind, tensors["rng/numpy"].numpy().astype(np.uint32), position, has_gauss, cached_gauss))
+    version, gauss_next = scalars["python"]
+    random.setstate((version, tuple(int(v) for v in tensors["rng/python"].tolist()), gauss_next))
+
+
+# -- signals ----------------------------------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM once its last checkpoint was committed.
+
+    ``exit_code`` is 128 + the signal number (130 for SIGINT, 143 for SIGTERM); the message says
+    how to resume once ``run_dir`` is known.
+    """
+
+    def __init__(self, signum: int, run_dir: str | Path | None = None) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.run_dir = run_dir
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        if self.run_dir is None:
+            return f"interrupted by {signal.Signals(self.signum).name}: resume with fit(..., resume=True)"
+        return f"interrupted: resume with ldns train --resume --out {self.run_dir}"
+
+
+class StopSignals:
+    """While active (a context manager, main thread only), SIGINT and SIGTERM request a stop: the
+    training loop finishes its current step, commits a checkpoint and raises :class:`Interrupted`.
+    A second signal raises :class:`Interrupted` at once (the last committed checkpoint still holds)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping after the current step "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` when a stop was requested."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+
+# -- devices ----------------------------------------------------------------------------------------
 def make_fabric(device: str = "auto", precision: str = "32-true", strategy: str = "auto", devices: Any = 1) -> Any:
     """A Lightning Fabric for ``run.device`` / ``run.precision`` (CPU unless a GPU is asked for or found)."""
     from lightning_fabric import Fabric
@@ -69,12 +201,77 @@ def lr_factor(step: int, total_steps: int, warmup_fraction: float, final_fractio
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+# -- manifests --------------------------------------------------------------------------------------
+def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
+    """A stage's ``state.json`` (None when the stage has not committed anything yet)."""
+    path = Path(stage_dir) / STATE_NAME
+    return read_json(path, dict) if path.is_file() else None
+
+
+def manifest_file(stage_dir: str | Path, manifest: dict[str, Any], key: str) -> tuple[Path, str]:
+    """(path, sha256) of the file the manifest names under ``key``, checked for form."""
+    entry = manifest.get(key)
+    name = entry.get("file") if isinstance(entry, dict) else None
+    sha = entry.get("sha256") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or Path(name).name != name or not isinstance(sha, str):
+        raise LdnsError(f"{Path(stage_dir) / STATE_NAME}: {key}: expected {{file: NAME, sha256: HEX}}, got "
+                        f"{shown(entry)}")
+    return Path(stage_dir) / name, sha
+
+
+def clean_stage(stage_dir: str | Path) -> None:
+    """Remove what the stage's committed manifest does not account for: temporaries, checkpoint
+    or weights files it does not name, log lines past its recorded length. A writer resuming a
+    run calls it before trusting anything in the stage directory."""
+    stage_dir = Path(stage_dir)
+    if not stage_dir.is_dir():
+        return
+    manifest = read_manifest(stage_dir)
+    clean_temporaries(stage_dir)
+    named: set[str] = set()
+    if manifest is not None:
+        named = {manifest_file(stage_dir, manifest, key)[0].name for key in ("checkpoint", "weights") if key in manifest}
+    for path in stage_dir.iterdir():
+        ours = path.name == WEIGHTS_NAME or (path.name.startswith(_CHECKPOINT_PREFIX) and path.suffix == ".safetensors")
+        if ours and path.name not in named:
+            remove(path)
+    log_bytes = 0 if manifest is None or "log_bytes" not in manifest else _manifest_value(
+        stage_dir, manifest, "log_bytes", int)
+    truncate(stage_dir / LOG_NAME, log_bytes)
+
+
+def _manifest_value(stage_dir: Path, manifest: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = manifest.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise LdnsError(f"{stage_dir / STATE_NAME}: {key}: missing or malformed (got {shown(value)}); "
+                        "the file was changed or written by another version")
+    return value
+
+
+@attrs.define
+class _Position:
+    """Where training is: ``batch`` batches of epoch ``epoch`` (0-based) done, ``step`` optimiser
+    steps in all; ``sums``/``batches`` accumulate the epoch's loss parts for its log line."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    sums: dict[str, float] = attrs.Factory(dict)
+    batches: int = 0
+    best_loss: float | None = None
+    best_epoch: int = 0
+
+
 class Trainer:
-    """Runs one stage; see the module docstring for what it writes."""
+    """Runs one stage; see the module docstring for what it writes and how it resumes.
+
+    ``description`` names the stage (progress bar and seeds). ``stop`` is the :class:`StopSignals`
+    of the caller (a stage runner); without one, :meth:`fit` listens for signals itself.
+    """
 
     def __init__(self, config: TrainConfig, stage_dir: str | Path, *, seed: int, fabric: Any = None,
                  progress: bool = True, description: str = "train",
-                 on_epoch_end: EpochCallback | None = None) -> None:
+                 on_epoch_end: EpochCallback | None = None, stop: StopSignals | None = None) -> None:
         self.config = config
         self.dir = Path(stage_dir)
         self.seed = seed
@@ -82,11 +279,13 @@ class Trainer:
         self.progress = progress
         self.description = description
         self.on_epoch_end = on_epoch_end
+        self.stop = stop
+        self._committed: Path | None = None  # the checkpoint file the manifest names
 
     # -- public --------------------------------------------------------------------------------
     def is_complete(self) -> bool:
-        state = self.dir / "state.json"
-        return state.is_file() and bool(read_json(state).get("complete"))
+        manifest = read_manifest(self.dir)
+        return manifest is not None and bool(manifest.get("complete"))
 
     def fit(self, module: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor],
             val: Sequence[torch.Tensor] | None = None, *, resume: bool = False,
@@ -97,81 +296,95 @@ class Trainer:
         ``select_best=False`` the validation loss is logged but the last weights are kept (for
         losses too noisy to select on, such as a diffusion loss at random timesteps).
         """
+        with contextlib.nullcontext(self.stop) if self.stop is not None else StopSignals() as stop:
+            return self._fit(stop, module, loss_fn, train, val, resume=resume, after_step=after_step,
+                             select_best=select_best)
+
+    def _fit(self, stop: StopSignals, module: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor],
+             val: Sequence[torch.Tensor] | None, *, resume: bool, after_step: Callable[[], None] | None,
+             select_best: bool) -> TrainResult:
         cfg = self.config
-        state_path = self.dir / "state.json"
-        if state_path.is_file() and not resume:
+        manifest = read_manifest(self.dir)
+        if manifest is not None and not resume:
             raise LdnsError(f"{self.dir}: this stage already has a checkpoint; pass --resume to continue it or choose a new --out")
         n_train = int(train[0].shape[0])
         if n_train == 0:
             raise LdnsError(f"{self.description}: the training split is empty")
-        batch_size = cfg.batch_size or n_train
-        steps_per_epoch = math.ceil(n_train / batch_size / self.fabric.world_size)
-        total_steps = steps_per_epoch * cfg.epochs
-
         parameters = [p for p in module.parameters() if p.requires_grad]
         if not parameters:
             raise LdnsError(f"{self.description}: {type(module).__name__} has no trainable parameters to optimise")
+        self._clean(manifest)
+        if manifest is not None and manifest.get("complete"):
+            return self._load_complete(module, manifest)
         optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        start_epoch, step, best = 0, 0, {"loss": None, "epoch": 0}
-        resumed_from = None
-        if resume and state_path.is_file():
-            start_epoch, step, best = self._restore(module, optimizer)
-            resumed_from = start_epoch
+        position, best_state, resume_rng = _Position(), None, None
+        if manifest is not None:
+            position, best_state, resume_rng = self._restore(module, optimizer, manifest)
+        resumed_from = position.epoch if manifest is not None else None
         model, optimizer = self.fabric.setup(module, optimizer)
-
-        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=self.description, unit="epoch", dynamic_ncols=True,
-                   disable=not (self.progress and self.fabric.is_global_zero))
-        for epoch in range(start_epoch, cfg.epochs):
-            started = time.perf_counter()
-            torch.manual_seed(self.seed * 100_003 + epoch)  # per-epoch randomness: resume reproduces it exactly
-            loader = self._loader(train, batch_size, shuffle=True, epoch=epoch)
-            model.train()
-            sums: dict[str, float] = {}
-            n_batches = 0
-            for tensors in loader:
-                lr = cfg.lr * lr_factor(step, total_steps, cfg.warmup_fraction, cfg.final_lr_fraction)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                parts = loss_fn(model, *tensors)
-                optimizer.zero_grad(set_to_none=True)
-                self.fabric.backward(parts["loss"])
-                if cfg.grad_clip > 0:
-                    self.fabric.clip_gradients(model, optimizer, max_norm=cfg.grad_clip)
-                optimizer.step()
-                step += 1
-                if after_step is not None:
-                    after_step()
-                for key, value in parts.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach())
-                n_batches += 1
-            record: dict[str, Any] = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
-                                      **{f"train_{k}": v / max(1, n_batches) for k, v in sums.items()}}
-            last_epoch = epoch + 1 == cfg.epochs
-            if val is not None and int(val[0].shape[0]) > 0 and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-                val_parts = self.evaluate(model, loss_fn, val, batch_size)
-                record.update({f"val_{k}": v for k, v in val_parts.items()})
-                if select_best and (best["loss"] is None or val_parts["loss"] < best["loss"]):
-                    best = {"loss": val_parts["loss"], "epoch": epoch + 1}
-                    self._save_weights(module, "weights.safetensors")
-            if not select_best or val is None or int(val[0].shape[0]) == 0:
-                best = {"loss": record.get("val_loss"), "epoch": epoch + 1}
+        batch_size = cfg.batch_size or n_train
+        with tqdm(total=cfg.epochs, initial=position.epoch, desc=self.description, unit="epoch", dynamic_ncols=True,
+                  disable=not (self.progress and self.fabric.is_global_zero)) as bar:
+            for epoch in range(position.epoch, cfg.epochs):
+                started = time.perf_counter()
+                batches, n_batches = self._epoch_batches(train, batch_size, epoch, skip=position.batch)
+                total_steps = n_batches * cfg.epochs
+                if resume_rng is not None:  # mid-epoch resume: the RNGs as they were after the last step
+                    set_rng_state(*resume_rng)
+                    resume_rng = None
+                model.train()
+                for tensors in batches:
+                    lr = cfg.lr * lr_factor(position.step, total_steps, cfg.warmup_fraction, cfg.final_lr_fraction)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    parts = loss_fn(model, *tensors)
+                    optimizer.zero_grad(set_to_none=True)
+                    self.fabric.backward(parts["loss"])
+                    if cfg.grad_clip > 0:
+                        self.fabric.clip_gradients(model, optimizer, max_norm=cfg.grad_clip)
+                    optimizer.step()
+                    if after_step is not None:
+                        after_step()
+                    position.step += 1
+                    position.batch += 1
+                    for key, value in parts.items():
+                        position.sums[key] = position.sums.get(key, 0.0) + float(value.detach())
+                    position.batches += 1
+                    if position.batch < n_batches and stop.requested and self.fabric.world_size == 1:
+                        self._commit(module, optimizer, position, best_state)
+                        stop.check()
+                record: dict[str, Any] = {"epoch": epoch + 1, "step": position.step,
+                                          "lr": optimizer.param_groups[0]["lr"],
+                                          **{f"train_{k}": v / max(1, position.batches) for k, v in position.sums.items()}}
+                last_epoch = epoch + 1 == cfg.epochs
+                has_val = val is not None and int(val[0].shape[0]) > 0
+                if has_val and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
+                    val_parts = self.evaluate(model, loss_fn, val, batch_size)
+                    record.update({f"val_{k}": v for k, v in val_parts.items()})
+                    if select_best and (position.best_loss is None or val_parts["loss"] < position.best_loss):
+                        position.best_loss, position.best_epoch = val_parts["loss"], epoch + 1
+                        best_state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+                if not select_best or not has_val:
+                    position.best_loss, position.best_epoch = record.get("val_loss"), epoch + 1
+                record["seconds"] = round(time.perf_counter() - started, 3)
+                if self.fabric.is_global_zero:
+                    append_jsonl(self.dir / LOG_NAME, record)
+                position = _Position(epoch=epoch + 1, step=position.step, best_loss=position.best_loss,
+                                     best_epoch=position.best_epoch)
+                stopping = self._stop_agreed(stop)
                 if last_epoch:
-                    self._save_weights(module, "weights.safetensors")
-            record["seconds"] = round(time.perf_counter() - started, 3)
-            if self.fabric.is_global_zero:
-                append_jsonl(self.dir / "log.jsonl", record)
-            if (epoch + 1) % cfg.checkpoint_every == 0 or last_epoch:
-                self._checkpoint(module, optimizer, epoch + 1, step, best, complete=last_epoch)
-            if self.on_epoch_end is not None and self.fabric.is_global_zero:
-                self.on_epoch_end(record)
-            bar.set_postfix({k.replace("train_", ""): f"{v:.4g}" for k, v in record.items()
-                             if k.startswith(("train_", "val_loss"))}, refresh=False)
-            bar.update(1)
-        bar.close()
-        if (self.dir / "weights.safetensors").is_file():
-            load_module_weights(module, self.dir / "weights.safetensors")
-        return TrainResult(epochs_run=cfg.epochs - start_epoch, best_epoch=best["epoch"],
-                           best_val_loss=best["loss"], resumed_from=resumed_from)
+                    self._finish(module, position, best_state if select_best else None)
+                elif (epoch + 1) % cfg.checkpoint_every == 0 or stopping:
+                    self._commit(module, optimizer, position, best_state)
+                if self.on_epoch_end is not None and self.fabric.is_global_zero:
+                    self.on_epoch_end(record)
+                bar.set_postfix({k.replace("train_", ""): f"{v:.4g}" for k, v in record.items()
+                                 if k.startswith(("train_", "val_loss"))}, refresh=False)
+                bar.update(1)
+                if stopping and not last_epoch:
+                    stop.check()
+        return TrainResult(epochs_run=cfg.epochs - (resumed_from or 0), best_epoch=position.best_epoch,
+                           best_val_loss=position.best_loss, resumed_from=resumed_from)
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, loss_fn: LossFn, tensors: Sequence[torch.Tensor],
@@ -189,33 +402,114 @@ class Trainer:
         model.train(was_training)
         return {k: v / max(1, total) for k, v in sums.items()}
 
-    # -- internals -----------------------------------------------------------------------------
+    # -- epochs --------------------------------------------------------------------------------
+    def _epoch_batches(self, train: Sequence[torch.Tensor], batch_size: int, epoch: int,
+                       skip: int) -> tuple[Iterator[Any], int]:
+        """(batches of ``epoch`` after the first ``skip``, batches in the epoch), the global RNGs
+        seeded for the epoch first: the order and every draw depend on (seed, stage, epoch, rank) only."""
+        seed_everything(derive_seed(self.seed, self.description, "epoch", epoch, self.fabric.global_rank))
+        loader = self._loader(train, batch_size, shuffle=True, epoch=epoch)
+        batches = iter(loader)
+        for _ in range(skip):
+            next(batches)
+        return batches, len(loader)
+
     def _loader(self, tensors: Sequence[torch.Tensor], batch_size: int, *, shuffle: bool, epoch: int) -> Any:
-        generator = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.description, "order", epoch))
         loader = DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, generator=generator)
         return self.fabric.setup_dataloaders(loader, use_distributed_sampler=self.fabric.world_size > 1)
 
-    def _save_weights(self, module: torch.nn.Module, name: str) -> None:
-        if self.fabric.is_global_zero:
-            save_tensors(self.dir / name, module.state_dict())
+    def _stop_agreed(self, stop: StopSignals) -> bool:
+        """Whether to stop after this epoch: a signal reached this process (any process, under DDP)."""
+        if self.fabric.world_size == 1:
+            return stop.requested
+        flag = torch.tensor(float(stop.requested), device=self.fabric.device)
+        return bool(self.fabric.all_reduce(flag, reduce_op="sum") > 0)
 
-    def _checkpoint(self, module: torch.nn.Module, optimizer: Any, epoch: int, step: int,
-                    best: dict[str, Any], *, complete: bool) -> None:
+    # -- commits -------------------------------------------------------------------------------
+    def _commit(self, module: torch.nn.Module, optimizer: Any, position: _Position,
+                best_state: dict[str, torch.Tensor] | None) -> None:
+        """Write a checkpoint of ``position`` to a new file, then the manifest naming it, then
+        delete the previous one (see the module docstring)."""
         if self.fabric.is_global_zero:
             optim_tensors, optim_info = optimizer_to_tensors(optimizer)
+            rng_tensors, rng_info = rng_state()
             tensors = {**{f"model/{k}": v for k, v in module.state_dict().items()},
-                       **{f"optim/{k}": v for k, v in optim_tensors.items()}}
-            save_tensors(self.dir / "last.safetensors", tensors)
-            write_json(self.dir / "state.json", {"epoch": epoch, "step": step, "best_val_loss": best["loss"],
-                                                 "best_epoch": best["epoch"], "optimizer": optim_info,
-                                                 "complete": complete, "epochs": self.config.epochs})
+                       **{f"optim/{k}": v for k, v in optim_tensors.items()},
+                       **{f"best/{k}": v for k, v in (best_state or {}).items()}, **rng_tensors}
+            path = self.dir / f"{_CHECKPOINT_PREFIX}{position.step:09d}-{position.batch:06d}.safetensors"
+            sha = save_tensors(path, tensors)
+            self._write_manifest(position, complete=False, checkpoint={"file": path.name, "sha256": sha},
+                                 optimizer=optim_info, rng=rng_info,
+                                 partial={"sums": position.sums, "batches": position.batches})
+            if self._committed is not None and self._committed != path:
+                remove(self._committed)
+            self._committed = path
         self.fabric.barrier()
 
-    def _restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, int, dict[str, Any]]:
-        state = read_json(self.dir / "state.json")
-        tensors = load_tensors(self.dir / "last.safetensors")
-        weights = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
-        load_weights(module, weights, str(self.dir / "last.safetensors"))
-        optimizer_from_tensors(optimizer, {k[len("optim/"):]: v for k, v in tensors.items() if k.startswith("optim/")},
-                               state["optimizer"])
-        return int(state["epoch"]), int(state["step"]), {"loss": state["best_val_loss"], "epoch": state["best_epoch"]}
+    def _finish(self, module: torch.nn.Module, position: _Position,
+                best_state: dict[str, torch.Tensor] | None) -> None:
+        """Commit the product (best or last weights) and mark the stage complete; the module ends
+        up holding the product."""
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        if self.fabric.is_global_zero:
+            sha = save_tensors(self.dir / WEIGHTS_NAME, module.state_dict())
+            self._write_manifest(position, complete=True, weights={"file": WEIGHTS_NAME, "sha256": sha})
+            if self._committed is not None:
+                remove(self._committed)
+            self._committed = None
+        self.fabric.barrier()
+
+    def _write_manifest(self, position: _Position, *, complete: bool, **files_and_state: Any) -> None:
+        log = self.dir / LOG_NAME
+        write_json(self.dir / STATE_NAME, {
+            "format": MANIFEST_FORMAT, "complete": complete, "epochs": self.config.epochs,
+            "epoch": position.epoch, "batch": position.batch, "step": position.step,
+            "best_val_loss": position.best_loss, "best_epoch": position.best_epoch,
+            "log_bytes": log.stat().st_size if log.is_file() else 0, **files_and_state})
+
+    # -- resume --------------------------------------------------------------------------------
+    def _clean(self, manifest: dict[str, Any] | None) -> None:
+        """:func:`clean_stage`, and note the checkpoint the manifest names (deleted once superseded)."""
+        if not self.fabric.is_global_zero:
+            return
+        clean_stage(self.dir)
+        named = manifest is not None and "checkpoint" in manifest
+        self._committed = manifest_file(self.dir, manifest, "checkpoint")[0] if named else None
+
+    def _load_complete(self, module: torch.nn.Module, manifest: dict[str, Any]) -> TrainResult:
+        path, sha = manifest_file(self.dir, manifest, "weights")
+        load_weights(module, load_tensors(path, sha), str(path))
+        return TrainResult(epochs_run=0, best_epoch=int(manifest.get("best_epoch") or 0),
+                           best_val_loss=manifest.get("best_val_loss"),
+                           resumed_from=_manifest_value(self.dir, manifest, "epoch", int))
+
+    def _restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, manifest: dict[str, Any]
+                 ) -> tuple[_Position, dict[str, torch.Tensor] | None, tuple[dict[str, torch.Tensor], Any] | None]:
+        """Load the checkpoint the manifest names (checksum verified): weights, optimiser, best
+        weights; returns the position, the best weights and, mid-epoch, the RNG states to restore."""
+        if manifest.get("format") != MANIFEST_FORMAT:
+            raise LdnsError(f"{self.dir / STATE_NAME}: checkpoint format {manifest.get('format')!r}, this version "
+                            f"reads format {MANIFEST_FORMAT}; start a new run")
+        path, sha = manifest_file(self.dir, manifest, "checkpoint")
+        tensors = load_tensors(path, sha)
+        load_weights(module, _prefixed(tensors, "model/"), str(path))
+        optimizer_from_tensors(optimizer, _prefixed(tensors, "optim/"),
+                               _manifest_value(self.dir, manifest, "optimizer", dict))
+        partial = _manifest_value(self.dir, manifest, "partial", dict)
+        position = _Position(epoch=_manifest_value(self.dir, manifest, "epoch", int),
+                             batch=_manifest_value(self.dir, manifest, "batch", int),
+                             step=_manifest_value(self.dir, manifest, "step", int),
+                             sums=dict(partial.get("sums", {})), batches=int(partial.get("batches", 0)),
+                             best_loss=manifest.get("best_val_loss"), best_epoch=int(manifest.get("best_epoch") or 0))
+        best = _prefixed(tensors, "best/") or None
+        rng = None
+        if position.batch:
+            rng = ({k: v for k, v in tensors.items() if k.startswith("rng/")},
+                   _manifest_value(self.dir, manifest, "rng", dict))
+        return position, best, rng
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

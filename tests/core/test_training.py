@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -51,7 +52,10 @@ def test_a_toy_component_learns_a_known_target(tmp_path):
     assert "val_loss" in lines[4] and "val_loss" not in lines[0]
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["complete"] and state["epoch"] == 60
-    assert (tmp_path / "weights.safetensors").is_file() and (tmp_path / "last.safetensors").is_file()
+    # a finished stage keeps its product and manifest only; the manifest names the weights and their checksum
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "state.json", "weights.safetensors"]
+    assert state["weights"]["file"] == "weights.safetensors"
+    assert state["weights"]["sha256"] == hashlib.sha256((tmp_path / "weights.safetensors").read_bytes()).hexdigest()
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):

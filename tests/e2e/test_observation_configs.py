@@ -5,6 +5,7 @@ as written, and a per-neuron model that sizes itself from its weights reloads fr
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -102,8 +103,11 @@ def test_a_model_sized_by_its_weights_reloads_from_its_run_and_a_wrong_file_is_n
     reloaded = Pipeline.load(run, registry=toy_registry)
     assert reloaded.observation.zero_logit.shape == (8,)
     np.testing.assert_allclose(reloaded.log_prob(test), fitted.log_prob(test), rtol=1e-6)
-    weights = run / "observation" / "weights.safetensors"
-    save_tensors(weights, {"zero_logit": reloaded.observation.zero_logit.detach(), "stray": torch.zeros(0)})
+    weights, state_path = run / "observation" / "weights.safetensors", run / "observation" / "state.json"
+    sha = save_tensors(weights, {"zero_logit": reloaded.observation.zero_logit.detach(), "stray": torch.zeros(0)})
+    state = json.loads(state_path.read_text())
+    state["weights"]["sha256"] = sha  # a consistent but wrong file: the shapes check must name it
+    state_path.write_text(json.dumps(state))
     with pytest.raises(LdnsError, match=r"observation/weights\.safetensors: .*unexpected \['stray'\]"):
         Pipeline.load(run, registry=toy_registry)
 
