@@ -1,11 +1,11 @@
-# make test | make demo | make bench: each sets up .venv from nothing if needed.
+# make test | make demo | make bench | make fuzz: each sets up .venv from nothing if needed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench setup clean
+.PHONY: test demo bench fuzz setup clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# The property-based fuzz of the CLI arguments, data validation, npz loader and spec loader at
+# 20000 examples per test (CI runs the same tests at a modest count).
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)
+	LDNS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/core/test_fuzz_cli.py tests/core/test_spec_robustness.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

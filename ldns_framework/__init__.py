@@ -17,17 +17,21 @@ from ldns_framework.errors import DataError, LdnsError, PluginError, SpecError
 __version__ = "0.1.0"
 
 _LAZY = {
+    "limits": "ldns_framework.limits",
     "metrics": "ldns_framework.metrics",
     "nn": "ldns_framework.nn",
     "Batch": "ldns_framework.batch",
     "Conditioner": "ldns_framework.interfaces",
     "DataSource": "ldns_framework.interfaces",
+    "Interrupted": "ldns_framework.training",
+    "NpzFile": "ldns_framework.io.npz",
     "Encoder": "ldns_framework.interfaces",
     "LatentGenerator": "ldns_framework.interfaces",
     "Metric": "ldns_framework.interfaces",
     "NoOptions": "ldns_framework.interfaces",
     "ObservationModel": "ldns_framework.interfaces",
     "PooledMetric": "ldns_framework.interfaces",
+    "Unconditional": "ldns_framework.interfaces",
 }
 
 __all__ = [

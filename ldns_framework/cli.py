@@ -1,25 +1,65 @@
 """The ``ldns`` command line: the composition root, the one place that wires the registry to the core.
 
-Exit codes: 0 success, 2 bad input (spec, data, plugin), 1 unexpected failure. Errors are printed
-on stderr as one line each, without a traceback unless ``--debug`` is given.
+Exit codes: 0 success, 2 bad input (an option, spec, data file, run directory or plugin), 1 an
+internal error (a bug: please report it), 128 + the signal number when interrupted (130 for
+Ctrl-C; training first commits a checkpoint and says how to resume). Errors are printed on stderr as one
+line each (``error: <option, file or key>: <what was expected>``), without a traceback unless
+``--debug`` is given.
+
+Every option is checked before any work starts: numbers against their range and, for sizes,
+against the memory this machine has (:mod:`ldns_framework.limits`); output paths for their
+suffix, for not being a directory and for lying in a writable directory
+(:mod:`ldns_framework.io.paths`). A value out of range is refused, never replaced by a default.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import sys
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ldns_framework import __version__
-from ldns_framework.errors import LdnsError
+from ldns_framework import __version__, limits
+from ldns_framework.errors import LdnsError, shorten
+from ldns_framework.io.paths import output_directory, output_file
 from ldns_framework.rundir import STAGES
 from ldns_framework.spec import apply_overrides, load_spec_file
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: Most bootstrap folds ``ldns evaluate`` accepts (each fold recomputes every metric).
+MAX_FOLDS = 1000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors: ``error: --n: expected ...`` and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        message = re.sub(r"^argument ([^:/ ]+)(?:/\S+)?: ", r"\1: ", message)
+        print(f"error: {shorten(message, 300)} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _integer(low: int, high: int, what: str = "an integer") -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]; anything else is refused with the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            bounds = f">= {low}" if high >= limits.INT64_MAX else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"expected {what} {bounds}, got {shorten(text)!r}")
+        return value
+
+    return parse
+
+
+_COUNT = _integer(1, limits.INT64_MAX)
+_SEED = _integer(0, limits.SEED_MAX, "a seed")
 
 
 def _registry(args: argparse.Namespace) -> Any:
@@ -112,6 +152,8 @@ def _lengths_line(data: Any) -> str:
 def cmd_spec_docs(args: argparse.Namespace) -> int:
     from ldns_framework.specdocs import render
 
+    if args.out != "-":
+        output_file(args.out, (".md",))
     registry = _registry(args)
     builtin = [(e.kind, e.name, registry.component_class(e.kind, e.name), e.summary, e.default)
                for e in registry.catalogue if args.all or e.provider.distribution == "ldns-framework"]
@@ -129,8 +171,8 @@ def cmd_spec_docs(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ldns_framework.pipeline import Pipeline
 
+    out = _run_directory(args.out)
     registry = _registry(args)
-    out = Path(args.out)
     if args.spec is None:
         if not args.resume:
             raise LdnsError("train: give a SPEC, or --resume to continue the run in --out")
@@ -145,10 +187,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_directory(path: str) -> Path:
+    """``--out`` of train and demo: a new or empty directory, or a run (which holds spec.yaml).
+
+    Any other non-empty directory is refused: the run's files would land among the user's.
+    """
+    out = output_directory(path)
+    if out.is_dir() and not (out / "spec.yaml").is_file() and any(out.iterdir()):
+        raise LdnsError(f"--out: {shorten(str(out))} is a non-empty directory that is not a run directory "
+                        "(no spec.yaml); choose a new or empty directory")
+    return out
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
-    from ldns_framework.io.encodings import write_encodings
+    from ldns_framework.io.encodings import SUFFIXES, write_encodings
     from ldns_framework.pipeline import Pipeline
 
+    output_file(args.out, SUFFIXES)
     pipeline = Pipeline.load(args.run, _registry(args))
     if args.data is not None:
         encoded = pipeline.encode(_data_from_argument(args.data, pipeline.registry))
@@ -184,13 +239,16 @@ def _sampler_arguments(args: argparse.Namespace, pipeline: Any) -> dict[str, Any
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from ldns_framework.io.samples import SUFFIXES
     from ldns_framework.pipeline import Pipeline
 
+    output_file(args.out, SUFFIXES)
+    condition = _load_condition(args.condition) if args.condition else None
     pipeline = Pipeline.load(args.run, _registry(args))
     if pipeline.generator is None:
         raise LdnsError(f"{args.run}: the run has no trained generator; train every stage first "
                         f"(`ldns train --resume --out {args.run}`)")
-    condition = _load_condition(args.condition) if args.condition else None
+    _check_sample_size(args, pipeline.model)
     samples = pipeline.sample(args.n, length=args.length, condition=condition, seed=args.seed,
                               observation=args.observation, batch_size=args.batch_size,
                               progress=not args.no_progress, **_sampler_arguments(args, pipeline))
@@ -200,19 +258,31 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_condition(path: str) -> Any:
-    """``--condition``: an .npy array, or an .npz holding a 'condition' array."""
-    import numpy as np
+def _check_sample_size(args: argparse.Namespace, model: Any) -> None:
+    """Refuse ``--n`` x ``--length`` when the samples (counts, rates and latents, 4 bytes each)
+    would not fit in memory, before anything is drawn."""
+    length = args.length or model.n_time
+    channels = 2 * model.n_neurons + int(model.latent_stats.mean.shape[0])
+    option = "--length" if args.length and args.length > model.n_time else "--n"
+    limits.check_array(option, {"--n": args.n, "--length": length}, 4 * channels)
 
-    try:
-        if path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as archive:
-                if "condition" not in archive.files:
-                    raise LdnsError(f"{path}: missing array 'condition'; found: {', '.join(archive.files)}")
-                return archive["condition"]
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise LdnsError(f"{path}: cannot read a condition array ({exc})") from None
+
+def _load_condition(path: str) -> Any:
+    """``--condition``: an .npy array, or an .npz holding a 'condition' array; real numbers only."""
+    from ldns_framework.io.npz import NpzFile, read_npy
+
+    if path.endswith(".npz"):
+        with NpzFile(path) as archive:
+            if "condition" not in archive:
+                raise archive.missing("condition")
+            condition = archive.read("condition")
+    elif path.endswith(".npy"):
+        condition = read_npy(path)
+    else:
+        raise LdnsError(f"--condition: expected a .npy or .npz file, got {shorten(path)!r}")
+    if condition.dtype.kind not in "iuf":
+        raise LdnsError(f"--condition: {shorten(path)}: expected a real numeric array, got dtype {condition.dtype}")
+    return condition
 
 
 def _data_from_argument(source: str, registry: Any) -> Any:
@@ -231,8 +301,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ldns_framework.evaluation import format_table
     from ldns_framework.pipeline import Pipeline
 
+    out = output_file(args.out, (".json",)) if args.out else Path(args.run) / "metrics.json"
     pipeline = Pipeline.load(args.run, _registry(args))
-    out = Path(args.out) if args.out else Path(args.run) / "metrics.json"
     records = pipeline.evaluate(args.samples, metrics=args.metric or None, against=args.against, folds=args.folds,
                                 seed=args.seed, protocol=args.protocol, out=out, progress=not args.no_progress,
                                 workers=args.workers)
@@ -247,13 +317,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     extra = {}
     for item in args.extra:
-        if "=" not in item:
-            raise LdnsError(f"--extra: expected NAME=FILE, got {item!r}")
-        name, path = item.split("=", 1)
+        name, _, path = item.partition("=")
+        if not name or not path:
+            raise LdnsError(f"--extra: expected NAME=FILE, got {shorten(item)!r}")
         extra[name] = path
     pipeline = Pipeline.load(args.run, _registry(args))
-    page = report_run(args.run, pipeline.load_data(), pipeline.model, samples_path=args.samples,
-                      metrics_path=args.metrics, extra_samples=extra, split=args.split)
+    data = pipeline.load_data()
+    if args.split is not None and not len(data.splits.get(args.split, ())):
+        raise LdnsError(f"--split: expected a split of the run's data with trials "
+                        f"({', '.join(k for k, v in data.splits.items() if len(v))}), got {shorten(args.split)!r}")
+    page = report_run(args.run, data, pipeline.model, samples_path=args.samples, metrics_path=args.metrics,
+                      extra_samples=extra, split=args.split)
     print(f"report: {page}")
     return EXIT_OK
 
@@ -267,7 +341,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ldns_framework.demo import run_demo
 
-    run_demo(Path(args.out), args.spec, args.set, _registry(args), progress=not args.no_progress)
+    run_demo(_run_directory(args.out), args.spec, args.set, _registry(args), progress=not args.no_progress)
     return EXIT_OK
 
 
@@ -280,7 +354,7 @@ def _add_spec_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ldns_registry.catalogue import KINDS
 
-    parser = argparse.ArgumentParser(prog="ldns", description="Latent diffusion models of neural spiking data.")
+    parser = _Parser(prog="ldns", description="Latent diffusion models of neural spiking data.")
     parser.add_argument("--version", action="version", version=f"ldns-framework {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
@@ -306,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train every stage of a spec into a run directory")
     train.add_argument("spec", nargs="?", help="path of a YAML spec (omit with --resume to use the run's own)")
-    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--out", required=True, help="run directory: new or empty, or a run to --resume")
     train.add_argument("--until", choices=STAGES, metavar="STAGE",
                        help=f"stop after this stage ({', '.join(STAGES)})")
     train.add_argument("--resume", action="store_true", help="continue a stopped run from its checkpoints")
@@ -324,15 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="generate spikes from a trained run")
     sample.add_argument("run", help="run directory")
-    sample.add_argument("--n", type=int, required=True, help="number of trials")
-    sample.add_argument("--length", type=int, help="bins per trial (default: the training length)")
+    sample.add_argument("--n", type=_COUNT, required=True, help="number of trials (checked against the memory available)")
+    sample.add_argument("--length", type=_COUNT, help="bins per trial (default: the training length)")
     sample.add_argument("--condition", help="condition array (.npy, or .npz with 'condition') for conditional models")
     sample.add_argument("--sampler", help="a sampler the run's generator declares (default: the spec's sample.sampler)")
-    sample.add_argument("--steps", type=int, help="the sampler's steps option, for samplers that have one "
+    sample.add_argument("--steps", type=_COUNT, help="the sampler's steps option, for samplers that have one "
                                                   "(default: the spec's)")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the latents and spikes")
+    sample.add_argument("--seed", type=_SEED, default=0, help="seed of the latents (the spikes use seed + 1)")
     sample.add_argument("--observation", help="observation model to draw spikes with (default: the run's)")
-    sample.add_argument("--batch-size", type=int, help="trials per batch (default: the spec's sample.batch_size)")
+    sample.add_argument("--batch-size", type=_COUNT, help="trials per batch (default: the spec's sample.batch_size)")
     sample.add_argument("--out", required=True, help="output .npz")
     sample.add_argument("--no-progress", action="store_true", help="no progress bar")
     sample.set_defaults(func=cmd_sample)
@@ -341,13 +415,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="run directory")
     evaluate.add_argument("--samples", help="samples .npz (default: the newest RUN/samples/*.npz)")
     evaluate.add_argument("--against", choices=("train", "test", "both"), default="both", help="real split(s) to compare with")
-    evaluate.add_argument("--folds", type=int, default=5, help="bootstrap folds (mean and spread are reported)")
+    evaluate.add_argument("--folds", type=_integer(1, MAX_FOLDS), default=5,
+                          help="bootstrap folds (mean and spread are reported)")
     evaluate.add_argument("--protocol", choices=("bootstrap", "matched", "full"), default="bootstrap",
                           help="how folds are drawn (bootstrap: as the paper; matched: all at half size; full: no resampling)")
     evaluate.add_argument("--metric", action="append", default=[], metavar="NAME", help="only these metrics (repeatable)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the folds and the Poisson baseline")
-    evaluate.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for the folds")
-    evaluate.add_argument("--out", help="output file (default: RUN/metrics.json)")
+    evaluate.add_argument("--seed", type=_SEED, default=0, help="seed of the folds and the Poisson baseline")
+    max_workers = limits.THREADS_PER_CPU * limits.cpu_count()
+    evaluate.add_argument("--workers", type=_integer(1, max_workers), default=min(2, limits.cpu_count()),
+                          help=f"threads for the folds (at most {max_workers}: {limits.THREADS_PER_CPU} per CPU)")
+    evaluate.add_argument("--out", help="output .json file (default: RUN/metrics.json)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -357,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--metrics", help="metrics.json (default: RUN/metrics.json when present)")
     report.add_argument("--extra", action="append", default=[], metavar="NAME=FILE",
                         help="another sample set to show beside the model's (repeatable)")
-    report.add_argument("--split", default="test", help="real split shown against the samples")
+    report.add_argument("--split", help="real split shown against the samples (default: test, else train)")
     report.set_defaults(func=cmd_report)
 
     check = commands.add_parser("check", help="run the conformance kit on an installed component")
@@ -368,21 +445,26 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     demo = commands.add_parser("demo", help="the whole pipeline on built-in Lorenz data (a few minutes on a CPU)")
-    demo.add_argument("--out", default="runs/demo", help="run directory (an existing one is resumed)")
+    demo.add_argument("--out", default="runs/demo", help="run directory, new or empty (an existing run is resumed)")
     demo.add_argument("--spec", help="spec to run (default: docs/specs/lorenz-small.yaml of this checkout)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (one summary line per stage)")
     demo.set_defaults(func=cmd_demo)
 
     spec_docs = commands.add_parser("spec-docs", help="write the spec reference generated from the config classes")
-    spec_docs.add_argument("--out", default="docs/spec-reference.md", help="output file, or - for stdout")
+    spec_docs.add_argument("--out", default="docs/spec-reference.md", help="output .md file, or - for stdout")
     spec_docs.add_argument("--all", action="store_true", help="include third-party plugins")
     spec_docs.set_defaults(func=cmd_spec_docs)
     return parser
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command, turning errors into one-line messages and exit codes."""
+    """Run a command, turning errors into one-line messages and exit codes.
+
+    :class:`LdnsError` is bad input (exit 2). An ``OSError`` from the system (permission denied,
+    disk full) is the environment's, not a bug: also exit 2, naming the file when it has one.
+    Anything else is an internal error (exit 1), reported on one line with a pointer to ``--debug``.
+    """
     try:
         return func(args)
     except LdnsError as exc:
@@ -391,18 +473,36 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # an unexpected failure: say what, point to --debug
+    except KeyboardInterrupt as exc:  # Ctrl-C; or training's Interrupted: checkpoint committed, says how to resume
+        print(str(exc) or "interrupted", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
+    except OSError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
-        return EXIT_FAILURE
+        if exc.errno is None:
+            return _internal_error(exc)
+        where = shorten(str(exc.filename)) if exc.filename is not None else "system"
+        print(f"error: {where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    detail = shorten(" ".join(str(exc).split()), 300)
+    print(f"error: internal error: {type(exc).__name__}: {detail} (a bug: rerun with --debug for a traceback "
+          "and report it)", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The ``ldns`` entry point; returns the exit status (argparse's exits included)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a refused option (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
     return run_command(args.func, args)
 
 

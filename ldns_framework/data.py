@@ -3,40 +3,106 @@
 One layout everywhere: ``counts`` is (trials, time, neurons). Variable-length trials are
 right-padded; ``lengths`` says how many bins of each trial are real, and padding is never
 treated as data.
+
+Validation walks large arrays in blocks (:func:`_blocks`), so checking a dataset never
+allocates a temporary the size of the data.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+from typing import Any, Iterator, Mapping
 
 import attrs
 import numpy as np
 
-from ldns_framework.errors import DataError
+from ldns_framework.errors import DataError, shown
 
 CANONICAL_LAYOUT = ("trials", "time", "neurons")
+#: Largest spike count per bin: counts are stored as int32 (in memory, in samples files, on the device).
+MAX_COUNT = int(np.iinfo(np.int32).max)
+#: Elements per block when validating, so no check allocates more than a few MB beside the data.
+_BLOCK = 1 << 20
+#: dtype kinds accepted as numbers: signed, unsigned, float (bool, complex, strings, objects are not).
+_REAL_KINDS = "iuf"
+
+
+def _blocks(array: np.ndarray) -> Iterator[np.ndarray]:
+    """Views of ``array`` (never copies) of at most about ``_BLOCK`` elements, covering it once."""
+    if array.ndim == 0 or array.size <= _BLOCK:
+        yield array
+        return
+    rows = _BLOCK // (array.size // array.shape[0])
+    if rows < 1:
+        for row in array:
+            yield from _blocks(row)
+        return
+    for start in range(0, array.shape[0], rows):
+        yield array[start:start + rows]
+
+
+def _real_range(array: np.ndarray, field: str, what: str) -> tuple[int | float, int | float]:
+    """(min, max) of a non-empty real array as Python numbers, refusing NaN and infinity; in blocks."""
+    lows, highs = [], []
+    for block in _blocks(array):
+        if array.dtype.kind == "f" and not np.isfinite(block).all():
+            raise DataError(field, f"expected finite {what}, found NaN or infinity")
+        lows.append(block.min())
+        highs.append(block.max())
+    return min(lows).item(), max(highs).item()
+
+
+def _integral(array: np.ndarray) -> bool:
+    """True when every value of a float array is a whole number (in blocks)."""
+    return all(np.array_equal(block, np.floor(block)) for block in _blocks(array))
+
+
+def _field_array(value: Any, field: str) -> np.ndarray:
+    """``value`` as an array, or a :class:`DataError` naming ``field`` (ragged lists, odd objects)."""
+    try:
+        return value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise DataError(field, f"expected an array, got {type(value).__name__} ({str(exc)[:100]})") from None
 
 
 def _as_array(value: Any) -> np.ndarray:
-    return value if isinstance(value, np.ndarray) else np.asarray(value)
+    return _field_array(value, "counts")
 
 
 def _validate_counts(counts: np.ndarray) -> np.ndarray:
+    """The counts as an integer array (int32 or int64), or a :class:`DataError` saying what is wrong."""
     if counts.ndim != 3:
         raise DataError("counts", f"expected a 3-d array (trials, time, neurons), got shape {counts.shape}")
-    if counts.dtype == bool or not np.issubdtype(counts.dtype, np.number):
-        raise DataError("counts", f"expected integer spike counts, got dtype {counts.dtype}")
-    if np.issubdtype(counts.dtype, np.integer):
-        if counts.size and counts.min() < 0:
-            raise DataError("counts", f"expected non-negative counts, found {counts.min()}")
-        return counts
-    if not np.isfinite(counts).all():
-        raise DataError("counts", "expected finite counts, found NaN or infinity")
-    if counts.size and counts.min() < 0:
-        raise DataError("counts", f"expected non-negative counts, found {counts.min()}")
-    if not np.array_equal(counts, np.round(counts)):
+    if counts.shape[1] == 0 or counts.shape[2] == 0:
+        raise DataError("counts", f"expected at least one time bin and one neuron, got shape {counts.shape}")
+    if counts.dtype.kind not in _REAL_KINDS:
+        raise DataError("counts", f"expected integer spike counts (an integer or whole-valued float array), "
+                                  f"got dtype {counts.dtype}")
+    if not counts.size:
+        return counts if counts.dtype in (np.int32, np.int64) else counts.astype(np.int32)
+    low, high = _real_range(counts, "counts", "counts")
+    if low < 0:
+        raise DataError("counts", f"expected non-negative counts, found {low}")
+    if high > MAX_COUNT:
+        raise DataError("counts", f"expected counts of at most {MAX_COUNT} per bin (int32), found {high}")
+    if counts.dtype.kind == "f" and not _integral(counts):
         raise DataError("counts", "expected integer-valued counts, found fractional values")
-    return counts.astype(np.int32)
+    return counts if counts.dtype in (np.int32, np.int64) else counts.astype(np.int32)
+
+
+def _checked_bin_width(width: Any) -> float:
+    """A finite positive number of seconds (a 0-d array from a file counts as a number)."""
+    if isinstance(width, np.ndarray) and width.ndim == 0:
+        width = width.item()
+    number = isinstance(width, (int, float, np.integer, np.floating)) and not isinstance(width, (bool, np.bool_))
+    try:
+        value = float(width) if number else math.nan
+    except OverflowError:  # an int beyond float range
+        value = math.inf
+    if not math.isfinite(value) or value <= 0:
+        got = shown(width) if number or isinstance(width, (bool, np.bool_)) else type(width).__name__
+        raise DataError("bin_width_s", f"expected a finite positive number of seconds, got {got}")
+    return value
 
 
 @attrs.frozen(eq=False)
@@ -60,10 +126,7 @@ class SpikeData:
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "lengths", self._checked_lengths(n_trials, n_time))
         object.__setattr__(self, "covariates", self._checked_covariates(n_trials, n_time))
-        width = self.bin_width_s
-        if isinstance(width, bool) or not isinstance(width, (int, float, np.floating)) or not np.isfinite(width) or width <= 0:
-            raise DataError("bin_width_s", f"expected a positive number of seconds, got {width!r}")
-        object.__setattr__(self, "bin_width_s", float(width))
+        object.__setattr__(self, "bin_width_s", _checked_bin_width(self.bin_width_s))
         object.__setattr__(self, "neuron_ids", self._checked_neuron_ids(n_neurons))
         object.__setattr__(self, "splits", self._checked_splits(n_trials))
         if not isinstance(self.metadata, Mapping):
@@ -73,16 +136,19 @@ class SpikeData:
     def _checked_lengths(self, n_trials: int, n_time: int) -> np.ndarray:
         if self.lengths is None:
             return np.full(n_trials, n_time, dtype=np.int64)
-        lengths = np.asarray(self.lengths)
+        lengths = _field_array(self.lengths, "lengths")
         if lengths.shape != (n_trials,):
             raise DataError("lengths", f"expected shape ({n_trials},) (one per trial), got {lengths.shape}")
-        if lengths.size and not np.issubdtype(lengths.dtype, np.integer):
-            if not np.issubdtype(lengths.dtype, np.number) or not np.array_equal(lengths, np.round(lengths)):
-                raise DataError("lengths", f"expected integer lengths, got dtype {lengths.dtype}")
-        lengths = lengths.astype(np.int64)
-        if lengths.size and (lengths.min() <= 0 or lengths.max() > n_time):
-            raise DataError("lengths", f"expected every length in (0, {n_time}], found range [{lengths.min()}, {lengths.max()}]")
-        return lengths
+        if not lengths.size:
+            return lengths.astype(np.int64)
+        if lengths.dtype.kind not in _REAL_KINDS:
+            raise DataError("lengths", f"expected integer lengths, got dtype {lengths.dtype}")
+        low, high = _real_range(lengths, "lengths", "lengths")
+        if low <= 0 or high > n_time:
+            raise DataError("lengths", f"expected every length in (0, {n_time}], found range [{low}, {high}]")
+        if lengths.dtype.kind == "f" and not _integral(lengths):
+            raise DataError("lengths", f"expected integer lengths, got fractional values (dtype {lengths.dtype})")
+        return lengths.astype(np.int64)
 
     def _checked_covariates(self, n_trials: int, n_time: int) -> dict[str, np.ndarray]:
         if not isinstance(self.covariates, Mapping):
@@ -90,22 +156,30 @@ class SpikeData:
         checked = {}
         for name, value in self.covariates.items():
             field = f"covariates[{name!r}]"
-            array = np.asarray(value)
-            if not np.issubdtype(array.dtype, np.number):
-                raise DataError(field, f"expected a numeric array, got dtype {array.dtype}")
+            array = _field_array(value, field)
+            if array.dtype.kind not in _REAL_KINDS:
+                raise DataError(field, f"expected a real numeric array, got dtype {array.dtype}")
             if array.ndim not in (2, 3):
                 raise DataError(field, f"expected shape (trials, dim) or (trials, time, dim), got {array.shape}")
             if array.shape[0] != n_trials:
                 raise DataError(field, f"expected {n_trials} trials on axis 0, got {array.shape[0]}")
             if array.ndim == 3 and array.shape[1] != n_time:
                 raise DataError(field, f"expected {n_time} time bins on axis 1, got {array.shape[1]}")
+            if array.size:
+                _real_range(array, field, "values (pad with zeros: lengths mark the valid bins)")
             checked[str(name)] = array
         return checked
 
     def _checked_neuron_ids(self, n_neurons: int) -> tuple[str, ...]:
         if self.neuron_ids is None:
             return tuple(str(i) for i in range(n_neurons))
-        ids = tuple(str(i) for i in self.neuron_ids)
+        try:
+            if isinstance(self.neuron_ids, (str, bytes)):
+                raise TypeError
+            ids = tuple(str(i) for i in self.neuron_ids)
+        except TypeError:  # not iterable (a number, a 0-d array) or a single string
+            raise DataError("neuron_ids", f"expected a sequence of {n_neurons} ids, "
+                                          f"got {type(self.neuron_ids).__name__}") from None
         if len(ids) != n_neurons:
             raise DataError("neuron_ids", f"expected {n_neurons} ids (one per neuron), got {len(ids)}")
         if len(set(ids)) != len(ids):
@@ -121,8 +195,8 @@ class SpikeData:
         seen = np.zeros(n_trials, dtype=bool)
         for name, value in self.splits.items():
             field = f"splits[{name!r}]"
-            index = np.asarray(value)
-            if index.ndim != 1 or (index.size and not np.issubdtype(index.dtype, np.integer)):
+            index = _field_array(value, field)
+            if index.ndim != 1 or (index.size and index.dtype.kind not in "iu"):
                 raise DataError(field, f"expected a 1-d array of integer trial indices, got shape {index.shape} dtype {index.dtype}")
             if index.size and (index.min() < 0 or index.max() >= n_trials):
                 raise DataError(field, f"expected indices in [0, {n_trials}), found range [{index.min()}, {index.max()}]")
@@ -137,10 +211,10 @@ class SpikeData:
     @classmethod
     def from_array(cls, counts: Any, layout: str = "trials time neurons", **kwargs: Any) -> "SpikeData":
         """Build from counts in another axis order, e.g. ``layout="trials neurons time"``."""
-        axes = tuple(layout.split())
+        axes = tuple(layout.split()) if isinstance(layout, str) else ()
         if sorted(axes) != sorted(CANONICAL_LAYOUT):
-            raise DataError("layout", f"expected a permutation of {' '.join(CANONICAL_LAYOUT)!r}, got {layout!r}")
-        array = np.asarray(counts)
+            raise DataError("layout", f"expected a permutation of {' '.join(CANONICAL_LAYOUT)!r}, got {str(layout)[:80]!r}")
+        array = _as_array(counts)
         if array.ndim != 3:
             raise DataError("counts", f"expected a 3-d array ({layout}), got shape {array.shape}")
         return cls(np.transpose(array, [axes.index(a) for a in CANONICAL_LAYOUT]), **kwargs)
@@ -182,7 +256,7 @@ class SpikeData:
     def summary(self) -> dict[str, Any]:
         """JSON-ready description: sizes, splits, rates and covariate shapes."""
         valid_bins = int(self.lengths.sum()) * self.n_neurons
-        total = float(self.counts[self.mask()].sum())
+        total = float(self.counts.sum(axis=2, dtype=np.int64)[self.mask()].sum())  # (trials, time) summed
         return {
             "trials": self.n_trials,
             "splits": {name: int(index.size) for name, index in self.splits.items()},

@@ -22,17 +22,19 @@ DEMO_SPEC = Path(__file__).resolve().parents[1] / "docs" / "specs" / "lorenz-sma
 def run_demo(out: Path, spec_path: str | None, overrides: Sequence[str], registry: Any,
              progress: bool = True) -> Path | None:
     """Fit (or resume) the demo run, draw as many samples as there are test trials, evaluate and
-    report them; returns the report page (None when the spec has no generator)."""
-    path = Path(spec_path) if spec_path else DEMO_SPEC
-    if not path.is_file():
-        raise LdnsError(f"{path}: demo spec not found; pass --spec (the default lives in docs/specs of a source checkout)")
+    report them; returns the report page (None when the spec has no generator).
+
+    An existing run in ``out`` is resumed with its own spec; a ``spec_path`` or ``overrides``
+    given with it must agree with that spec (the runner says where they differ), never ignored.
+    """
     started = time.perf_counter()
     resume = (out / "spec.yaml").is_file()
+    path = Path(spec_path) if spec_path else out / "spec.yaml" if resume else DEMO_SPEC
+    if not path.is_file():
+        raise LdnsError(f"{path}: demo spec not found; pass --spec (the default lives in docs/specs of a source checkout)")
     if resume:
         print(f"resuming the demo run in {out}")
-        raw = load_spec_file(out / "spec.yaml")
-    else:
-        raw = apply_overrides(load_spec_file(path), list(overrides))
+    raw = apply_overrides(load_spec_file(path), list(overrides))
     pipeline = Pipeline(registry.resolve(raw), registry).fit(run_dir=out, resume=resume, progress=progress)
     if pipeline.generator is None:
         print(f"the spec has no generator; trained run in {out}")

@@ -279,6 +279,8 @@ def evaluate(samples: SpikeData, reference: Mapping[str, SpikeData], metrics: Ma
                                                     f"got {real.n_neurons}")
         if real.n_trials < 1:
             raise DataError(f"reference[{split!r}]", "expected at least one real trial")
+    if int(workers) < 1:
+        raise LdnsError(f"workers: expected at least 1 thread, got {workers}")
     adapters = [_Adapter(name, metric) for name, metric in metrics.items()]
     model = _lean(samples)
     records = []
@@ -286,7 +288,7 @@ def evaluate(samples: SpikeData, reference: Mapping[str, SpikeData], metrics: Ma
         for split, real in reference.items():
             records += _evaluate_split(model, _lean(real), split, adapters, folds=int(folds), seed=seed,
                                        progress=progress, protocol=protocol, baseline=baseline,
-                                       model_name=model_name, workers=max(1, int(workers)))
+                                       model_name=model_name, workers=int(workers))
     return records
 
 

@@ -15,10 +15,14 @@ import numpy as np
 
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import LdnsError
+from ldns_framework.io.npz import NpzFile
+from ldns_framework.io.paths import output_file
 from ldns_framework.rundir import atomic_path
 
-__all__ = ["Encoded", "read_encodings", "write_encodings"]
+__all__ = ["SUFFIXES", "Encoded", "read_encodings", "write_encodings"]
 
+#: File suffixes this module writes and reads.
+SUFFIXES = (".npz",)
 _COVARIATE = "covariate/"
 
 
@@ -34,31 +38,26 @@ class Encoded:
 
 def write_encodings(encoded: Encoded, path: str | Path) -> Path:
     """Write ``encoded`` to ``path`` (.npz) atomically; returns the path."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise LdnsError(f"--out: expected a .npz file, got {path.name}")
+    path = output_file(path, SUFFIXES)
     arrays = {"latents": encoded.latents, "rates": encoded.rates, "counts": encoded.data.counts,
               "lengths": encoded.data.lengths, "trial_index": encoded.trial_index,
               "bin_width_s": np.array(encoded.data.bin_width_s)}
     arrays.update({f"{_COVARIATE}{k}": v for k, v in encoded.data.covariates.items()})
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: numpy adds no suffix
+        np.savez_compressed(handle, **arrays)
     return path
 
 
 def read_encodings(path: str | Path) -> Encoded:
-    """Read what :func:`write_encodings` wrote."""
+    """Read what :func:`write_encodings` wrote (each array checked before it is decompressed)."""
     path = Path(path)
-    required = ("latents", "rates", "counts", "lengths", "trial_index", "bin_width_s")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in required if k not in archive.files]
-            if missing:
-                raise LdnsError(f"{path}: not an encodings file (missing {', '.join(missing)})")
-            arrays = {k: archive[k] for k in required}
-            covariates = {k[len(_COVARIATE):]: archive[k] for k in archive.files if k.startswith(_COVARIATE)}
-    except (OSError, ValueError) as exc:
-        raise LdnsError(f"{path}: cannot read encodings ({exc})") from None
-    data = SpikeData(arrays["counts"], lengths=arrays["lengths"], covariates=covariates,
-                     bin_width_s=float(arrays["bin_width_s"]))
+    required = ("latents", "rates", "counts", "lengths", "trial_index")
+    with NpzFile(path) as archive:
+        missing = [k for k in (*required, "bin_width_s") if k not in archive]
+        if missing:
+            raise LdnsError(f"{path}: not an encodings file (missing {', '.join(missing)})")
+        arrays = {k: archive.read(k) for k in required}
+        width = archive.read_scalar("bin_width_s")
+        covariates = {k[len(_COVARIATE):]: archive.read(k) for k in archive.keys if k.startswith(_COVARIATE)}
+    data = SpikeData(arrays["counts"], lengths=arrays["lengths"], covariates=covariates, bin_width_s=width)
     return Encoded(arrays["latents"], arrays["rates"], data, arrays["trial_index"])

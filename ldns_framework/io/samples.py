@@ -29,7 +29,9 @@ import attrs
 import numpy as np
 
 from ldns_framework.data import SpikeData
-from ldns_framework.errors import LdnsError
+from ldns_framework.errors import DataError, LdnsError, shorten
+from ldns_framework.io.npz import NpzFile
+from ldns_framework.io.paths import output_file
 from ldns_framework.rundir import atomic_path
 
 __all__ = ["SUFFIXES", "Samples", "latest_samples", "read_samples", "write_samples"]
@@ -71,42 +73,47 @@ class Samples:
                          metadata={**dict(metadata or {}), "generated": True, **self.info()})
 
 
-def _check_suffix(path: Path) -> None:
-    if path.suffix not in SUFFIXES:
-        raise LdnsError(f"--out: expected a {' or '.join(SUFFIXES)} file, got {path.name}")
-
-
 def write_samples(samples: Samples, path: str | Path) -> Path:
     """Write ``samples`` to ``path`` (.npz) atomically; returns the path."""
-    path = Path(path)
-    _check_suffix(path)
+    path = output_file(path, SUFFIXES)
     arrays = {key: getattr(samples, key) for key in _ARRAYS if getattr(samples, key) is not None}
     arrays.update({key: np.array(getattr(samples, key)) for key in _TEXT})
     arrays["sampler_options"] = np.array(json.dumps(dict(samples.sampler_options), sort_keys=True))
     if samples.seed is not None:
         arrays["seed"] = np.array(int(samples.seed))
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: numpy adds no suffix
+        np.savez_compressed(handle, **arrays)
     return path
 
 
 def read_samples(path: str | Path) -> Samples:
-    """Read a samples file (only ``counts`` is required, so samples from elsewhere can be evaluated)."""
+    """Read a samples file (only ``counts`` is required, so samples from elsewhere can be evaluated).
+
+    Only the keys above are read, each checked before it is decompressed (:mod:`ldns_framework.io.npz`).
+    """
     path = Path(path)
+    with NpzFile(path) as archive:
+        if "counts" not in archive:
+            raise archive.missing("counts")
+        arrays = {key: archive.read(key) for key in _ARRAYS if key in archive}
+        text = {key: archive.read_text(key) for key in _TEXT if key in archive}
+        options = _options(archive.name, archive.read_text("sampler_options")) if "sampler_options" in archive else {}
+        seed = archive.read_scalar("seed", "iu") if "seed" in archive else None
+    try:  # the counts and lengths checked as any spike data is
+        checked = SpikeData(arrays.pop("counts"), lengths=arrays.pop("lengths", None))
+    except DataError as exc:
+        raise DataError(f"{archive.name}: {exc.field}", exc.detail) from None
+    return Samples(checked.counts, checked.lengths, **arrays, **text, sampler_options=options, seed=seed)
+
+
+def _options(name: str, text: str) -> dict[str, Any]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            found = set(archive.files)
-            if "counts" not in found:
-                raise LdnsError(f"{path}: missing array 'counts'; found: {', '.join(sorted(found)) or 'nothing'}")
-            arrays = {key: archive[key] for key in _ARRAYS if key in found}
-            text = {key: str(archive[key].item()) for key in _TEXT if key in found}
-            options = json.loads(str(archive["sampler_options"].item())) if "sampler_options" in found else {}
-            seed = int(archive["seed"]) if "seed" in found else None
-    except (OSError, ValueError) as exc:
-        raise LdnsError(f"{path}: cannot read samples ({exc})") from None
-    counts = arrays.pop("counts")
-    lengths = arrays.pop("lengths", np.full(counts.shape[0], counts.shape[1], dtype=np.int64))
-    return Samples(counts, lengths, **arrays, **text, sampler_options=options, seed=seed)
+        options = json.loads(text)
+    except (ValueError, RecursionError):
+        options = None
+    if not isinstance(options, dict):
+        raise DataError(f"{name}: sampler_options", f"expected a JSON object, got {shorten(text)!r}")
+    return options
 
 
 def latest_samples(run_dir: str | Path) -> Path:

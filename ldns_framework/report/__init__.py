@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ldns_framework.data import SpikeData
-from ldns_framework.errors import LdnsError
+from ldns_framework.errors import DataError, LdnsError
 from ldns_framework.evaluation import poisson_baseline, single_blas_thread
 from ldns_framework.rundir import STAGES, write_text
 
@@ -165,10 +165,10 @@ def build_report(run_dir: str | Path, samples: SpikeData | Mapping[str, SpikeDat
 
 def report_run(run_dir: str | Path, data: SpikeData, model: Any = None, *, samples_path: str | Path | None = None,
                metrics_path: str | Path | None = None, extra_samples: Mapping[str, str | Path] | None = None,
-               split: str = "test") -> Path:
+               split: str | None = None) -> Path:
     """Build ``RUN/report/index.html`` from a run directory, its loaded ``data`` and trained ``model``.
 
-    Real trials: the ``split`` of ``data`` (train when the data has no such split). Samples:
+    Real trials: the ``split`` of ``data`` (None: test, or train when the data has no test trials). Samples:
     ``samples_path``, else the file named in the metrics' meta, else the newest
     ``RUN/samples`` file; ``extra_samples`` adds named sets (e.g. ``{"spike history": path}``).
     Metrics: ``metrics_path``, else ``RUN/metrics.json`` when it exists. Latents: ``model``
@@ -179,8 +179,11 @@ def report_run(run_dir: str | Path, data: SpikeData, model: Any = None, *, sampl
     from ldns_framework.io.samples import latest_samples, read_samples
 
     run_dir = Path(run_dir)
-    if split not in data.splits or not len(data.splits[split]):
-        split = "train"
+    if split is None:
+        split = "test" if len(data.splits.get("test", ())) else "train"
+    if not len(data.splits.get(split, ())):
+        raise DataError("splits", f"expected real trials in split {split!r} for the report; "
+                                  f"splits with trials: {', '.join(k for k, v in data.splits.items() if len(v))}")
     real = data.split(split)
 
     records, meta = None, {}

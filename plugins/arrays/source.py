@@ -1,6 +1,8 @@
 """The ``arrays`` data source: spike counts from a NumPy ``.npz`` file.
 
-File contents (loaded with ``allow_pickle=False``, so a file can never run code):
+File contents (read with :class:`ldns_framework.NpzFile`: only the keys below, each array's
+declared size and dtype checked before it is decompressed, and never an object array, so a
+file can neither run code nor exhaust memory):
 
 - ``counts``: integer counts, axes in the order given by the ``layout`` option;
 - ``lengths`` (optional): valid bins per trial, for right-padded variable-length trials;
@@ -9,6 +11,8 @@ File contents (loaded with ``allow_pickle=False``, so a file can never run code)
   ``split`` fractions with ``split_seed``;
 - ``bin_width_s`` (optional): scalar, used when the option ``bin_width_s`` is not set.
 
+Other keys are ignored (not read).
+
 Usage::
 
     data = ArraysSource(ArraysConfig(path="session.npz", layout="trials neurons time")).load()
@@ -16,13 +20,13 @@ Usage::
 
 from __future__ import annotations
 
-import zipfile
-from pathlib import Path
-
 import attrs
 import numpy as np
 
-from ldns_framework import DataError, DataSource, SpikeData, option
+from ldns_framework import DataError, DataSource, NpzFile, SpikeData, option
+
+#: Prefixes of the optional per-name arrays.
+COVARIATE, SPLIT = "covariate/", "split/"
 
 
 def _fractions_ok(_instance, _attribute, value) -> None:
@@ -64,27 +68,22 @@ class ArraysSource(DataSource):
     config_class = ArraysConfig
 
     def load(self) -> SpikeData:
-        path = Path(self.config.path)
-        if not path.is_file():
-            raise DataError("data.path", f"file not found: {path}")
+        path = self.config.path
+        with NpzFile(path) as archive:
+            if "counts" not in archive:
+                raise archive.missing("counts")
+            counts = archive.read("counts")
+            lengths = archive.read("lengths") if "lengths" in archive else None
+            covariates = {k[len(COVARIATE):]: archive.read(k) for k in archive.keys if k.startswith(COVARIATE)}
+            splits = {k[len(SPLIT):]: archive.read(k) for k in archive.keys if k.startswith(SPLIT)}
+            width = self.config.bin_width_s
+            if width is None:
+                width = archive.read_scalar("bin_width_s") if "bin_width_s" in archive else 0.005
+        if not splits and counts.ndim == 3:
+            n_trials = counts.shape[self.config.layout.split().index("trials")]
+            splits = random_splits(n_trials, self.config.split, self.config.split_seed)
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise DataError("data.path", f"{path} is not a readable .npz file: {exc}") from None
-        if "counts" not in arrays:
-            raise DataError(str(path), f"missing array 'counts'; found: {', '.join(sorted(arrays)) or 'nothing'}")
-        width = self.config.bin_width_s
-        if width is None:
-            width = float(arrays["bin_width_s"]) if "bin_width_s" in arrays else 0.005
-        covariates = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("covariate/")}
-        splits = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("split/")}
-        try:
-            data = SpikeData.from_array(arrays["counts"], layout=self.config.layout, lengths=arrays.get("lengths"),
-                                        covariates=covariates, bin_width_s=width, splits=splits,
-                                        metadata={"source": str(path)})
+            return SpikeData.from_array(counts, layout=self.config.layout, lengths=lengths, covariates=covariates,
+                                        bin_width_s=width, splits=splits, metadata={"source": path})
         except DataError as exc:
-            raise DataError(f"{path}: {exc.field}", exc.detail) from None
-        if not splits:
-            data = attrs.evolve(data, splits=random_splits(data.n_trials, self.config.split, self.config.split_seed))
-        return data
+            raise DataError(f"{archive.name}: {exc.field}", exc.detail) from None

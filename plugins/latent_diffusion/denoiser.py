@@ -47,7 +47,9 @@ def instance_norm(x: torch.Tensor, valid: torch.Tensor | None = None, eps: float
     """InstanceNorm1d without affine over time, x (B, C, T) -> (B, C, T); with ``valid`` (B, 1, T)
     0/1 the mean and (biased) variance are taken over valid bins only."""
     if valid is None:
-        return F.instance_norm(x, eps=eps)
+        if x.shape[-1] > 1:
+            return F.instance_norm(x, eps=eps)
+        valid = torch.ones_like(x[:, :1])  # (B, 1, T): torch's instance_norm refuses a single bin
     count = valid.sum(-1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
     mean = (x * valid).sum(-1, keepdim=True) / count  # (B, C, 1)
     var = ((x - mean).square() * valid).sum(-1, keepdim=True) / count  # (B, C, 1)

@@ -57,15 +57,17 @@ def test_validate_prints_the_resolved_spec(capsys, npz_spec):
 def test_misspelled_type_exits_2_naming_path_and_closest(capsys, npz_spec):
     code, out, err = run(capsys, "validate", str(npz_spec), "--set", "observation.type=poison")
     assert code == 2 and out == ""
-    assert err.strip() == ("error: observation.type: unknown observation type 'poison' (did you mean 'poisson'?); "
-                           "known: negative-binomial, poisson, spike-history, test-bernoulli")
+    line = err.strip()
+    assert line.startswith("error: observation.type: unknown observation type 'poison' (did you mean 'poisson'?); "
+                           "known: ")  # the known list also names whatever plugins are installed
+    assert "\n" not in line and "poisson, spike-history" in line
 
 
 @pytest.mark.parametrize(
     "override, line",
     [
         ("observation.min_rat=1", "error: observation.min_rat: unknown key (did you mean 'min_rate'?); known keys: min_rate"),
-        ("train.encoder.epochs=many", "error: train.encoder.epochs: expected int >= 1, got 'many'"),
+        ("train.encoder.epochs=many", "error: train.encoder.epochs: expected int >= 1 and <= 1000000, got 'many'"),
         ("train.encoder.batch_size=-4", "error: train.encoder.batch_size: expected int >= 0, got -4"),
     ],
 )
@@ -113,8 +115,7 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_train_until_help_lists_every_stage(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
+    assert main(["train", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "stop after this stage (data, encoder, observation, latents, generator)" in help_text
 
@@ -157,7 +158,8 @@ def test_train_prints_one_line_per_stage_and_no_bars_without_progress(capsys, tm
 def test_demo_loads_the_data_once_and_ends_with_a_report(capsys, tmp_path, toys):
     from pipeline_toys import CountingData
 
-    code, out, err = run(capsys, "demo", "--spec", str(toys), "--out", str(tmp_path / "demo"), "--no-progress")
+    code, out, err = run(capsys, "demo", "--spec", str(toys), "--set", "seed=1", "--out", str(tmp_path / "demo"),
+                         "--no-progress")
     assert code == 0, err
     assert CountingData.loads == 1
     assert (tmp_path / "demo" / "metrics.json").is_file() and (tmp_path / "demo" / "samples" / "demo.npz").is_file()
@@ -175,7 +177,7 @@ def test_evaluate_and_report_commands_use_the_run(capsys, tmp_path, toys):
     assert code == 0 and "mean_rate_rmse" in out
     meta = json.loads((run_dir / "metrics.json").read_text())["meta"]
     assert meta["sampler"]["sampler"] == "tempered" and meta["sampler"]["sampler_options"] == {"temperature": 1.0}
-    code, out, _ = run(capsys, "report", str(run_dir))
+    code, out, _ = run(capsys, "report", str(run_dir), "--split", "val", "--extra", f"again={run_dir / 'samples' / 's.npz'}")
     assert code == 0 and (run_dir / "report" / "index.html").is_file()
 
 

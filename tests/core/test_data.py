@@ -119,3 +119,58 @@ def test_subset_split_and_summary():
     assert summary["lengths"] == {"min": 2, "max": 5, "mean": 4.0}
     with pytest.raises(DataError, match="no split named 'val'"):
         data.split("val")
+
+
+@pytest.mark.parametrize("kwargs, field, message", [
+    (dict(counts=np.full((2, 3, 1), 1e300)), "counts", r"at most 2147483647 per bin \(int32\), found 1e\+300"),
+    (dict(counts=np.full((2, 3, 1), 2**40)), "counts", "at most 2147483647 per bin"),
+    (dict(counts=np.full((2, 3, 1), 2**63, np.uint64)), "counts", "found 9223372036854775808"),
+    (dict(counts=np.ones((2, 3, 1), complex)), "counts", "got dtype complex128"),
+    (dict(counts=np.ones((2, 3, 1), bool)), "counts", "got dtype bool"),
+    (dict(counts=np.ones((2, 3, 1), object)), "counts", "got dtype object"),
+    (dict(counts=np.full((2, 3, 1), "1")), "counts", "got dtype <U1"),
+    (dict(counts=[[[1]], [[1, 2]]]), "counts", "expected an array, got list"),
+    (dict(lengths=np.array([1e300, 1])), "lengths", r"expected every length in \(0, 3\], found range \[1.0, 1e\+300\]"),
+    (dict(lengths=np.array([1, 2j])), "lengths", "got dtype complex128"),
+    (dict(lengths=np.array([1.5, 2])), "lengths", "fractional"),
+    (dict(bin_width_s=[0.01, 0.02]), "bin_width_s", "expected a finite positive number of seconds, got list"),
+    (dict(bin_width_s="5ms"), "bin_width_s", "got str"),
+    (dict(bin_width_s=True), "bin_width_s", "got True"),
+    (dict(bin_width_s=float("inf")), "bin_width_s", "got inf"),
+    (dict(neuron_ids=4), "neuron_ids", "expected a sequence of 1 ids, got int"),
+    (dict(covariates={"x": np.full((2, 2), np.nan)}), "covariates['x']", "expected finite values"),
+    (dict(covariates={"x": np.ones((2, 2), complex)}), "covariates['x']", "expected a real numeric array"),
+    (dict(splits={"train": np.array([True, False])}), "splits['train']", "integer trial indices"),
+])
+def test_out_of_range_and_mistyped_values_name_the_field_and_the_expected(kwargs, field, message):
+    kwargs = {"counts": np.ones((2, 3, 1), int), **kwargs}
+    with pytest.raises(DataError, match=message) as info:
+        SpikeData(**kwargs)
+    assert info.value.field == field
+
+
+def test_integer_dtypes_are_kept_or_made_int32_and_a_0d_bin_width_is_a_number():
+    assert SpikeData(np.ones((1, 2, 1), np.int64)).counts.dtype == np.int64
+    assert SpikeData(np.ones((1, 2, 1), np.uint8)).counts.dtype == np.int32
+    assert SpikeData(np.ones((1, 2, 1), ">i4")).counts.dtype == np.int32  # native byte order for torch
+    assert SpikeData(np.ones((1, 2, 1), int), bin_width_s=np.array(0.02)).bin_width_s == 0.02
+
+
+def test_validation_allocates_no_temporary_the_size_of_the_data():
+    """Integer counts are checked by reductions over blocks; whole-valued floats become int32
+    (that copy is the result) with only block-sized temporaries beside it."""
+    import tracemalloc
+
+    ints = np.ones((64, 256, 256), np.int32)  # 16 MiB
+    floats = np.ones((32, 256, 256), np.float64)  # 16 MiB -> 8 MiB of int32
+    tracemalloc.start()
+    try:
+        SpikeData(ints, lengths=np.full(64, 256)).summary()
+        ints_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        SpikeData(floats)
+        floats_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert ints_peak < 2**20 + 64 * 256 * 8 * 2  # summary's (trials, time) sums and mask
+    assert floats_peak < floats.size * 4 + 10 * 2**20

@@ -48,10 +48,51 @@ def test_bad_files_are_one_line_errors(tmp_path):
     with pytest.raises(LdnsError, match="missing array 'counts'; found: rates"):
         read_samples(tmp_path / "nocounts.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(LdnsError, match="cannot read samples"):
+    with pytest.raises(LdnsError, match="junk.npz: expected a NumPy .npz archive, cannot open it"):
         read_samples(tmp_path / "junk.npz")
-    with pytest.raises(LdnsError, match="expected a .npz file, got s.nwb"):
-        write_samples(samples(), tmp_path / "s.nwb")
+    np.savez(tmp_path / "evil.npz", counts=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(LdnsError, match="evil.npz: counts: expected a plain numeric or text array, got dtype object"):
+        read_samples(tmp_path / "evil.npz")
+    np.savez(tmp_path / "flat.npz", counts=np.ones(3))
+    with pytest.raises(LdnsError, match=r"flat.npz: counts: expected a 3-d array \(trials, time, neurons\)"):
+        read_samples(tmp_path / "flat.npz")
+    np.savez(tmp_path / "half.npz", counts=np.full((1, 2, 3), 0.5))
+    with pytest.raises(LdnsError, match=r"half.npz: counts: expected integer-valued counts"):
+        read_samples(tmp_path / "half.npz")
+    np.savez(tmp_path / "long.npz", counts=np.ones((1, 2, 3)), lengths=np.array([3]))
+    with pytest.raises(LdnsError, match=r"long.npz: lengths: expected every length in \(0, 2\]"):
+        read_samples(tmp_path / "long.npz")
+    np.savez(tmp_path / "opts.npz", counts=np.ones((1, 2, 3)), sampler_options=np.array("[1, 2]"))
+    with pytest.raises(LdnsError, match="opts.npz: sampler_options: expected a JSON object, got '\\[1, 2\\]'"):
+        read_samples(tmp_path / "opts.npz")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("s.nwb", "--out: expected a file name ending in .npz, got 's.nwb'"),
+    ("e10", "--out: expected a file name ending in .npz, got 'e10' \\(for example e10.npz\\)"),
+    ("s.NPZ", "--out: expected a file name ending in .npz"),  # numpy would append .npz to it
+    ("adir", "--out: .*adir is a directory; expected a .npz file name"),
+    ("afile/s.npz", "--out: .*afile is a file, not a directory"),
+])
+def test_bad_output_paths_are_refused_and_nothing_is_written(tmp_path, name, message):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("user data")
+    before = sorted(tmp_path.rglob("*"))
+    for writer, obj in ((write_samples, samples()), (write_encodings, encoded())):
+        with pytest.raises(LdnsError, match=message):
+            writer(obj, tmp_path / name)
+    assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "afile").read_text() == "user data"
+
+
+def test_a_failed_write_leaves_neither_file_nor_temporary(tmp_path, monkeypatch):
+    def broken(handle, **arrays):
+        handle.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", broken)
+    with pytest.raises(OSError, match="No space left"):
+        write_samples(samples(), tmp_path / "out" / "s.npz")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_the_latest_samples_file_of_a_run(tmp_path):
@@ -63,15 +104,20 @@ def test_the_latest_samples_file_of_a_run(tmp_path):
     assert latest_samples(tmp_path) == new
 
 
-def test_an_encodings_file_round_trips(tmp_path):
+def encoded() -> Encoded:
     rng = np.random.default_rng(1)
     data = SpikeData(rng.poisson(1.0, (3, 6, 4)), lengths=np.array([6, 6, 2]), bin_width_s=0.05,
                      covariates={"angle": rng.normal(size=(3, 2))})
-    encoded = Encoded(rng.normal(size=(3, 6, 2)).astype(np.float32), rng.uniform(size=(3, 6, 4)).astype(np.float32),
-                      data, np.array([4, 7, 9]))
-    back = read_encodings(write_encodings(encoded, tmp_path / "e.npz"))
-    np.testing.assert_array_equal(back.latents, encoded.latents)
-    np.testing.assert_array_equal(back.rates, encoded.rates)
+    return Encoded(rng.normal(size=(3, 6, 2)).astype(np.float32), rng.uniform(size=(3, 6, 4)).astype(np.float32),
+                   data, np.array([4, 7, 9]))
+
+
+def test_an_encodings_file_round_trips(tmp_path):
+    encoded_ = encoded()
+    data = encoded_.data
+    back = read_encodings(write_encodings(encoded_, tmp_path / "e.npz"))
+    np.testing.assert_array_equal(back.latents, encoded_.latents)
+    np.testing.assert_array_equal(back.rates, encoded_.rates)
     np.testing.assert_array_equal(back.trial_index, [4, 7, 9])
     np.testing.assert_array_equal(back.data.counts, data.counts)
     assert back.data.lengths.tolist() == [6, 6, 2] and back.data.bin_width_s == 0.05

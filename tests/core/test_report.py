@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from ldns_framework import SpikeData
+from ldns_framework import DataError, SpikeData
 from ldns_framework.evaluation import evaluate
 from ldns_framework.report import build_report, read_training_logs
 from ldns_framework.report.html import Section, metrics_table, render_page
@@ -139,4 +139,6 @@ def test_report_run_takes_the_loaded_data_and_model(tmp_path):
     assert model.encoded == [4]  # the test split's trials
     text = page.read_text()
     assert "latents.png" in text and "samples/s.npz" in text
-    assert "latents.png" not in report_run(tmp_path, data, None, split="nope").read_text()  # no model: no latents
+    assert "latents.png" not in report_run(tmp_path, data, None, split="train").read_text()  # no model: no latents
+    with pytest.raises(DataError, match="split 'nope'"):
+        report_run(tmp_path, data, None, split="nope")

@@ -71,7 +71,7 @@ def test_the_run_directory_alone_suffices_to_sample(trained_run, tmp_path, capsy
     assert written.counts.shape == (3, 32, 8) and written.sampler == "ddim" and dict(written.sampler_options) == {"steps": 4}
     assert written.latents.shape == (3, 32, 4) and written.lengths.tolist() == [32] * 3
     assert main(["sample", str(moved), "--n", "3", "--out", str(tmp_path / "x.nwb")]) == 2
-    assert "expected a .npz file" in capsys.readouterr().err
+    assert "expected a file name ending in .npz" in capsys.readouterr().err
 
 
 def test_an_unconditional_model_refuses_a_condition(trained_run):
