@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -25,14 +26,14 @@ import torch
 from ldns_framework.batch import Batch
 from ldns_framework.checkpoint import save_tensors
 from ldns_framework.data import SpikeData
-from ldns_framework.errors import DataError, LdnsError
+from ldns_framework.errors import DataError, LdnsError, PluginError
 from ldns_framework.io.encodings import Encoded
 from ldns_framework.latents import LatentStats
 from ldns_framework.model import (TrainedModel, build_autoencoder, build_generator, encode_trials, load_generator,
                                   load_stage_weights, stage_complete)
 from ldns_framework.rundir import (STAGES, RunLock, clean_temporaries, create_run_dir, environment_record, json_text,
                                    read_json, write_json, yaml_text)
-from ldns_framework.spec import ResolvedSpec, load_spec_file
+from ldns_framework.spec import COMPONENT_SECTIONS, ResolvedSpec, load_spec_file
 from ldns_framework.training import Interrupted, StopSignals, Trainer, clean_stage, derive_seed, seed_everything
 
 __all__ = ["STAGES", "StageRunner", "check_provenance"]
@@ -127,7 +128,29 @@ class StageRunner:
             except Interrupted as exc:
                 exc.run_dir = self.run_dir
                 raise
+            except (LdnsError, MemoryError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug is named with its plugin
+                culprit = self._culprit(exc)
+                if culprit is None:
+                    raise
+                raise PluginError(f"{culprit} raised {type(exc).__name__}: {exc}") from exc
         return self._data, self._model()
+
+    def _culprit(self, exc: BaseException) -> str | None:
+        """``<kind> 'name' of plugin 'p' (dist 1.0)`` for the spec's component whose code raised
+        ``exc`` (the innermost traceback frame inside a component's module), or None."""
+        modules = {}
+        for section, component in self.spec.components.items():
+            if component is not None:
+                entry = self.registry.entry(COMPONENT_SECTIONS[section], component.type)
+                modules[entry.target.partition(":")[0]] = f"{section} {component.type!r} of {entry.where()}"
+        blamed = None
+        for frame, _ in traceback.walk_tb(exc.__traceback__):
+            module = frame.f_globals.get("__name__", "")
+            owner = next((who for name, who in modules.items() if module == name or module.startswith(name + ".")), None)
+            blamed = owner or blamed
+        return blamed
 
     def _model(self) -> TrainedModel | None:
         if self._encoder is None:

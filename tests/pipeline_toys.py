@@ -9,6 +9,7 @@
 - ``stepped``: a gradient-trained generator whose sampler ``fast`` has a ``steps`` option; counts
   its ``after_optimizer_step`` calls.
 - ``frozen``: a gradient generator (``closed_form`` False) with no trainable parameter.
+- ``faulty``: a gradient generator whose training loss raises.
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ class PipelineToys:
         registrar.add("generator", "gaussian-closed-form", "pipeline_toys:GaussianClosedForm", summary="toy")
         registrar.add("generator", "stepped", "pipeline_toys:Stepped", summary="toy")
         registrar.add("generator", "frozen", "pipeline_toys:Frozen", summary="toy")
+        registrar.add("generator", "faulty", "pipeline_toys:Faulty", summary="toy")
 
 
 def toy_spec(**sections: Any) -> dict[str, Any]:
@@ -218,3 +220,10 @@ def toy_registry() -> Any:
     registry = Registry.discover(strict=False, trace=False)
     registry.register(PipelineToys(), "pipeline-toys")
     return registry
+
+
+class Faulty(Stepped):
+    """A gradient generator with a bug: its training loss raises (a plugin's error must name the plugin)."""
+
+    def training_loss(self, latents: torch.Tensor, mask: torch.Tensor, condition: Any) -> dict[str, torch.Tensor]:
+        raise ZeroDivisionError("a bug in the plugin")

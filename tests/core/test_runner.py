@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pipeline_toys import CountingData, CountingEncoder, GaussianClosedForm, Stepped, fingerprint, toy_registry, toy_spec
 
-from ldns_framework import LdnsError
+from ldns_framework import LdnsError, PluginError
 from ldns_framework.pipeline import STAGES, Pipeline
 from ldns_framework.runner import StageRunner
 
@@ -102,3 +102,9 @@ def test_until_takes_any_stage_and_names_them_all_when_wrong(tmp_path, registry)
         runner.stages("decoder")
     no_generator = Pipeline.from_spec(toy_spec(generator=None), registry=registry).spec
     assert StageRunner(no_generator, registry, tmp_path, fabric=None).stages() == ("data", "encoder", "observation")
+
+
+def test_an_error_raised_inside_a_plugin_names_the_component_and_its_plugin(tmp_path, registry):
+    spec = toy_spec(generator={"type": "faulty"})
+    with pytest.raises(PluginError, match=r"generator 'faulty' of plugin .* raised ZeroDivisionError: a bug in the plugin"):
+        Pipeline.from_spec(spec, registry=registry).fit(run_dir=tmp_path / "run", progress=False)
