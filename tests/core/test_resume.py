@@ -130,30 +130,34 @@ class Crash(BaseException):
     """Stands for a kill at a write point (a BaseException: nothing catches it on the way out)."""
 
 
-def test_a_crash_at_every_write_point_of_a_stage_resumes_to_the_same_weights(tmp_path, straight, monkeypatch):
-    """Among them: the new checkpoint file written, the manifest not yet (the issue's epoch-9
-    weights with the epoch-6 counter); the manifest written, the old checkpoint not yet deleted."""
-    crash_at = 0
+def crash_at_write(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
+    """From now on, raise :class:`Crash` at the ``at``-th write point."""
     count = 0
 
     def write_point() -> None:
         nonlocal count
         count += 1
-        if count == crash_at:
+        if count == at:
             raise Crash
 
     monkeypatch.setattr(rundir, "write_point", write_point)
-    survived = 0
+
+
+def test_a_crash_at_every_write_point_of_a_stage_resumes_to_the_same_weights(tmp_path, straight, monkeypatch):
+    """Among them: the new checkpoint file written, the manifest not yet (the issue's epoch-9
+    weights with the epoch-6 counter); the manifest written, the old checkpoint not yet deleted."""
+    crash_at = survived = 0
     while True:
-        crash_at, count = crash_at + 1, 0
+        crash_at += 1
         directory = tmp_path / str(crash_at)
+        crash_at_write(monkeypatch, crash_at)
         try:
             fit(directory, fresh(0))
         except Crash:
             survived += 1
         else:
             break  # no write point left to crash at
-        count = -10**9  # the resumed run is not crashed
+        monkeypatch.undo()  # the resumed run is not crashed
         committed = (directory / "state.json").exists()
         resumed = fresh(crash_at if committed else 0)  # from a checkpoint, the init must not matter
         fit(directory, resumed, resume=True)
@@ -246,15 +250,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
 def test_a_run_directory_is_created_whole_or_not_at_all(tmp_path, monkeypatch, crash_at):
     registry = toy_registry()
     run = tmp_path / "run"
-    count = 0
-
-    def write_point() -> None:
-        nonlocal count
-        count += 1
-        if count == crash_at:
-            raise Crash
-
-    monkeypatch.setattr(rundir, "write_point", write_point)
+    crash_at_write(monkeypatch, crash_at)
     with pytest.raises(Crash):
         Pipeline.from_spec(SPEC, registry=registry).fit(run_dir=run, until="data", progress=False)
     monkeypatch.undo()
