@@ -20,7 +20,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ldns_framework import __version__, limits
 from ldns_framework.errors import LdnsError, shorten
@@ -291,10 +291,10 @@ def _data_from_argument(source: str, registry: Any) -> Any:
     if not source.endswith((".yaml", ".yml")):
         return registry.build("data", {"type": registry.data_type_for_file(source), "path": source},
                               path="--data").load()
-    raw = load_spec_file(source)
-    if "data" not in raw:
-        raise LdnsError(f"{source}: expected a spec with a data section, or a data file")
-    return registry.build("data", raw["data"], path="data").load()
+    section = load_spec_file(source).get("data")
+    if not isinstance(section, Mapping):
+        raise LdnsError(f"{source}: expected a spec with a data section (a mapping with a type), or a data file")
+    return registry.build("data", section, path="data").load()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -169,6 +169,8 @@ class TrainedModel:
         """Latents and rates of real trials (eval mode, no dropout), in batches."""
         if data.n_neurons != self.n_neurons:
             raise DataError("counts", f"expected {self.n_neurons} neurons (as in training), got {data.n_neurons}")
+        if data.n_trials == 0:
+            raise DataError("counts", "no trials to encode (the split or file is empty)")
         return encode_trials(self.encoder, data, self.fabric.device, batch_size=batch_size, progress=progress,
                              trial_index=trial_index)
 

@@ -17,17 +17,19 @@ Usage::
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ldns_framework.data import SpikeData
-from ldns_framework.errors import LdnsError
+from ldns_framework.errors import LdnsError, SpecError
+from ldns_framework.limits import check_device
 from ldns_framework.io.encodings import Encoded
 from ldns_framework.io.samples import Samples
 from ldns_framework.model import TrainedModel
-from ldns_framework.runner import STAGES, StageRunner, check_provenance
+from ldns_framework.runner import STAGES, StageRunner, check_provenance, resolve_run_spec
 from ldns_framework.spec import ResolvedSpec, apply_overrides, load_spec_file
 from ldns_framework.training import make_fabric
 
@@ -61,8 +63,9 @@ class Pipeline:
         if not (run_dir / "spec.yaml").is_file():
             raise LdnsError(f"{run_dir}: not a run directory (no spec.yaml)")
         registry = registry if registry is not None else _discover()
-        pipeline = cls(registry.resolve(load_spec_file(run_dir / "spec.yaml")), registry, run_dir)
+        pipeline = cls(resolve_run_spec(run_dir, registry), registry, run_dir)
         check_provenance(run_dir, pipeline.spec, registry)
+        pipeline._fabric = _inference_fabric(pipeline.spec)
         pipeline._model = TrainedModel.load(run_dir, pipeline.spec, registry, pipeline.fabric, data=pipeline.load_data)
         return pipeline
 
@@ -70,7 +73,6 @@ class Pipeline:
     def fabric(self) -> Any:
         """The Lightning Fabric of ``run.device`` / ``run.precision`` (made on first use)."""
         if self._fabric is None:
-            self.spec.run.check_machine()  # the spec may come from another machine: say what this one lacks
             self._fabric = make_fabric(self.spec.run.device, self.spec.run.precision)
         return self._fabric
 
@@ -84,6 +86,8 @@ class Pipeline:
         self.run_dir = Path(run_dir) if run_dir is not None else self.run_dir
         if self.run_dir is None:
             raise LdnsError("fit needs a run directory (run_dir=...)")
+        if self._fabric is None:
+            self.spec.run.check_machine()  # the spec may come from another machine: say what this one lacks
         runner = StageRunner(self.spec, self.registry, self.run_dir, self.fabric, progress=progress)
         self._data, model = runner.run(data if data is not None else self._data, until=until, resume=resume)
         if model is not None:
@@ -154,6 +158,17 @@ class Pipeline:
             raise LdnsError(f"{directory}: already exists; choose a new directory")
         shutil.copytree(self.run_dir, directory)
         return directory
+
+
+def _inference_fabric(spec: ResolvedSpec) -> Any:
+    """The run's device when this machine has it; else the best one here, said on stderr (a run
+    trained on a GPU node samples and encodes anywhere)."""
+    try:
+        check_device(spec.run.device)
+    except SpecError as exc:
+        print(f"note: {exc}; using 'auto' to load this run", file=sys.stderr)
+        return make_fabric("auto", spec.run.precision)
+    return make_fabric(spec.run.device, spec.run.precision)
 
 
 def _discover() -> Any:

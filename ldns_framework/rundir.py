@@ -264,6 +264,7 @@ def create_run_dir(run_dir: str | os.PathLike, files: Mapping[str, str]) -> RunL
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_creations(run_dir, set(files))
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".new", dir=run_dir.parent))
+    lock = None
     try:
         os.chmod(tmp, directory_mode())  # mkdtemp makes it 0700
         lock = RunLock.acquire(tmp)
@@ -278,6 +279,8 @@ def create_run_dir(run_dir: str | os.PathLike, files: Mapping[str, str]) -> RunL
                 raise LdnsError(f"{run_dir}: was created by another process meanwhile; choose a new --out") from None
             raise LdnsError(f"{run_dir}: cannot create the run directory ({exc.strerror})") from None
     except BaseException:
+        if lock is not None:
+            lock.release()  # idempotent
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_directory(run_dir.parent)

@@ -47,6 +47,18 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def resolve_run_spec(run_dir: Path, registry: Any) -> ResolvedSpec:
+    """The run's resolved ``spec.yaml``; a component whose plugin is not installed here is named
+    with the distribution that provided it (before the spec's own "unknown type" error)."""
+    stored = read_json(run_dir / "environment.json", dict).get("plugins", {})
+    for section, entry in stored.items():
+        kind = COMPONENT_SECTIONS.get(section)
+        if kind is not None and registry.catalogue.get(kind, entry["name"]) is None:
+            raise LdnsError(f"{run_dir}: {section} {entry['name']!r} was provided by {entry['distribution']} "
+                            f"{entry['version']}, which is not installed here; install that plugin")
+    return registry.resolve(load_spec_file(run_dir / "spec.yaml"))
+
+
 def check_provenance(run_dir: Path, spec: ResolvedSpec, registry: Any) -> None:
     """Fail when a plugin that provided one of the run's components is missing or another
     distribution provides it now; warn when only its version changed."""
@@ -192,7 +204,7 @@ class StageRunner:
                             "or choose a new --out")
         lock = RunLock.acquire(self.run_dir)
         try:
-            stored = self.registry.resolve(load_spec_file(spec_path))
+            stored = resolve_run_spec(self.run_dir, self.registry)
             if stored != self.spec:
                 differing = differing_keys(stored.to_dict(), self.spec.to_dict())
                 raise LdnsError(f"{self.run_dir}: the spec differs from the run's spec.yaml at "

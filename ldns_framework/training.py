@@ -283,10 +283,6 @@ class Trainer:
         self._committed: Path | None = None  # the checkpoint file the manifest names
 
     # -- public --------------------------------------------------------------------------------
-    def is_complete(self) -> bool:
-        manifest = read_manifest(self.dir)
-        return manifest is not None and bool(manifest.get("complete"))
-
     def fit(self, module: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor],
             val: Sequence[torch.Tensor] | None = None, *, resume: bool = False,
             after_step: Callable[[], None] | None = None, select_best: bool = True) -> TrainResult:

@@ -59,7 +59,8 @@ def _read_array(stream: IO[bytes], label: str, stored_bytes: int, budget: int) -
         shape, fortran_order, dtype = _read_header(stream)
     except _READ_ERRORS as exc:
         raise DataError(label, f"expected a NumPy array, found an unreadable .npy header ({shorten(str(exc), 200)})") from None
-    if dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
+    if (dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None
+            or dtype.itemsize == 0):
         raise DataError(label, f"expected a plain numeric or text array, got dtype {str(dtype)[:80]} "
                                "(object and record arrays are never read: they would need pickle)")
     if any(size < 0 for size in shape):

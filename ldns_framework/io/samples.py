@@ -119,7 +119,8 @@ def _options(name: str, text: str) -> dict[str, Any]:
 def latest_samples(run_dir: str | Path) -> Path:
     """The newest samples file in ``RUN/samples``; an error saying how to make one when there is none."""
     run_dir = Path(run_dir)
-    found = sorted((p for suffix in SUFFIXES for p in (run_dir / "samples").glob(f"*{suffix}")),
+    found = sorted((p for suffix in SUFFIXES for p in (run_dir / "samples").glob(f"*{suffix}")
+                    if not p.name.startswith(".")),  # hidden: a temporary being written
                    key=lambda p: p.stat().st_mtime)
     if not found:
         raise LdnsError(f"{run_dir}: no samples in {run_dir / 'samples'}; draw some with "

@@ -102,6 +102,8 @@ def test_the_latest_samples_file_of_a_run(tmp_path):
     new = write_samples(samples(), tmp_path / "samples" / "new.npz")
     os.utime(old, (1, 1))
     assert latest_samples(tmp_path) == new
+    (tmp_path / "samples" / ".newer.npz.ab12.tmp.npz").write_bytes(b"half-written")  # a sampler still writing
+    assert latest_samples(tmp_path) == new
 
 
 def encoded() -> Encoded:

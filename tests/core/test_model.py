@@ -106,3 +106,31 @@ def test_an_observation_model_that_needs_fitting_cannot_score_before_its_stage(t
     poisson = toy_spec(observation={"type": "poisson"})
     Pipeline.from_spec(poisson, registry=registry).fit(run_dir=tmp_path / "p", until="encoder", progress=False)
     assert np.isfinite(Pipeline.load(tmp_path / "p", registry).log_prob(test)).all()  # nothing to fit
+
+
+def test_a_run_trained_on_a_device_this_machine_lacks_still_loads(run, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    moved = tmp_path / "gpu-run"
+    shutil.copytree(run, moved)
+    spec = yaml.safe_load((moved / "spec.yaml").read_text())
+    spec["run"]["device"] = "cuda:7"  # as written on a GPU node
+    (moved / "spec.yaml").write_text(yaml.safe_dump(spec))
+    reopened = Pipeline.load(moved, toy_registry())
+    assert "using 'auto' to load this run" in capsys.readouterr().err
+    assert reopened.sample(2, seed=0, progress=False).counts.shape[0] == 2
+
+
+def test_encoding_no_trials_is_a_clear_error(model):
+    empty = model.load_data().subset(np.array([], dtype=int))
+    with pytest.raises(LdnsError, match="no trials to encode"):
+        model.encode(empty)
+
+
+def test_a_run_whose_plugin_is_not_installed_names_the_distribution_to_install(run):
+    from ldns_registry import Registry
+
+    with pytest.raises(LdnsError, match=r"(data|encoder|conditioner) '[a-z-]+' was provided by .* which is not installed here; install that plugin"):
+        Pipeline.load(run, Registry(strict=False))
