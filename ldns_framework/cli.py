@@ -345,6 +345,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_make_synthetic_nwb(args: argparse.Namespace) -> int:
+    from ldns_framework.nwb.synthetic import write_synthetic_mc_maze
+
+    for path in write_synthetic_mc_maze(args.directory, args.preset, args.seed, full_grid=args.full_grid):
+        print(path)
+    return EXIT_OK
+
+
 def _add_spec_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="path of a YAML spec")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -450,6 +458,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (one summary line per stage)")
     demo.set_defaults(func=cmd_demo)
+
+    synthetic = commands.add_parser("make-synthetic-nwb", help="write SYNTHETIC NWB files laid out as the "
+                                    "MC_Maze recording (DANDI 000128) in DIR/000128/sub-Jenkins/")
+    synthetic.add_argument("directory", metavar="DIR", help="directory to write in (created if missing)")
+    synthetic.add_argument("--preset", required=True, choices=("mc_maze-mini", "mc_maze"),
+                           help="mc_maze-mini: 20 units, 40 + 10 trials; mc_maze: the real sizes, 182 units, "
+                                "2295 + 574 trials")
+    synthetic.add_argument("--seed", type=_SEED, default=0, help="seed of everything drawn (default 0)")
+    synthetic.add_argument("--full-grid", action="store_true",
+                           help="behaviour on every ms of the recording, NaN between trials (default: inside "
+                                "trials only, as the real file)")
+    synthetic.set_defaults(func=cmd_make_synthetic_nwb)
 
     spec_docs = commands.add_parser("spec-docs", help="write the spec reference generated from the config classes")
     spec_docs.add_argument("--out", default="docs/spec-reference.md", help="output .md file, or - for stdout")

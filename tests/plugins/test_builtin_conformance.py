@@ -26,9 +26,35 @@ def _arrays_file() -> str:
     return str(path)
 
 
+def _nwb_file() -> str:
+    """A small trial-structured NWB file (16 trials, 5 units, no behaviour) for the nwb data source."""
+    import warnings
+    from datetime import datetime, timezone
+
+    import pynwb
+
+    rng = np.random.default_rng(0)
+    nwb = pynwb.NWBFile(session_description="kit", identifier="kit", session_start_time=datetime(2020, 1, 1,
+                                                                                                  tzinfo=timezone.utc))
+    nwb.add_trial_column(name="move_onset_time", description="alignment event")
+    nwb.add_trial_column(name="split", description="split")
+    for i in range(16):
+        nwb.add_trial(start_time=float(i), stop_time=i + 0.9, move_onset_time=i + 0.4,
+                      split="train" if i < 8 else "val")
+    for unit in range(5):
+        nwb.add_unit(id=unit, spike_times=np.sort(np.round(rng.uniform(0, 16, 200), 6)))
+    path = Path(tempfile.mkdtemp(prefix="ldns-kit-")) / "session.nwb"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pynwb.NWBHDF5IO(str(path), "w") as io:
+            io.write(nwb)
+    return str(path)
+
+
 #: Options a built-in needs to be built at all (a required path), or to stay small enough for CI.
 OPTIONS = {("data", "arrays"): {"path": _arrays_file()},
-           ("data", "lorenz"): {"n_trials": 40, "length": 32, "n_neurons": 8}}
+           ("data", "lorenz"): {"n_trials": 40, "length": 32, "n_neurons": 8},
+           ("data", "nwb"): {"path": _nwb_file(), "align_range_ms": [-200, 200], "bin_ms": 10, "behavior": []}}
 
 
 def _params() -> list:

@@ -1,0 +1,536 @@
+"""The ``nwb`` data source: spike counts and behaviour from NWB files, read lazily with pynwb.
+
+Trials are cut the way the Neural Latents Benchmark (nlb_tools) cuts them, bin for bin
+(``/work/shared/NWB_NOTES.md`` section 2.3), without depending on nlb_tools:
+
+- a spike at ``t`` seconds falls in millisecond ``floor(round(t * 1000, 6))`` of its file's clock;
+- trial i's first bin starts at ``b0 = ceil_bin(event_i + start)`` ms (``event_i`` from the
+  alignment column, ``start``/``stop`` from ``align_range_ms``, bins on the file's own
+  ``bin_ms`` grid), and bin j counts the spikes whose millisecond lies in
+  ``[b0 + bin_ms * j, b0 + bin_ms * (j + 1))``: ``(stop - start) / bin_ms`` bins (140 for
+  MC_Maze), a spike exactly at the window's end excluded;
+- units come held-in first, then held-out (the ``heldout`` column; all held-in without it),
+  each group by ascending unit id;
+- a behaviour series is put on the 1 ms grid ``[0, end)`` of its file (``end`` from the units'
+  ``obs_intervals``), interpolated linearly between its samples (constant beyond the first and
+  last; NaN samples ignored, so samples stored only within trials or on a full grid with NaN
+  between trials give the same result), decimated by ``bin_ms`` with scipy's 500-tap FIR
+  (``decimate(x, bin_ms, n=500, ftype="fir")``), and read at the bins of its own window, shifted
+  by ``behavior_lag_ms``; it is multiplied by the series' ``conversion`` (mm/s to m/s for MC_Maze)
+  unless ``behavior_scale`` says otherwise.
+
+``path`` is one ``.nwb`` file or a directory: every ``*.nwb`` in it, in sorted order (a
+dandiset's test and train files), is read and the selected trials of all of them are kept in
+that order; a file with no selected trial (MC_Maze's test file, for ``select: [train, val]``) is
+skipped and named in the metadata. Files are opened read-only; only the Units table, the
+trials table and the named behaviour series are read.
+
+Continuous recordings (``cut: windows``, no trials table needed): windows of ``window_ms`` start
+every ``stride_ms`` from the start of the recording (or of each interval of the table named by
+``intervals``, e.g. ``epochs``, optionally only those with one of ``tags``), rounded up to the bin
+grid, as long as the whole window fits before the end; bins, units and behaviour follow the rules
+above (behaviour from a processing module or ``acquisition``, e.g. ``Position/hand_pos``). Units
+can be selected by a column's value (``unit_column``/``unit_values``) in both modes. The windows
+are split at random (``window_split``, ``split_seed``); ``metadata.trial_ids`` holds each
+window's start in ms.
+
+Splits: ``splits: reference`` is LDNS's split of MC_Maze: train = every "train" trial and the
+first half of the "val" trials (in file order); the other half of "val" is split by
+``torch.utils.data.random_split([n // 4, n - n // 4], Generator().manual_seed(split_seed))``
+into val and test. ``splits: file`` makes one split per value of the split column.
+
+Usage::
+
+    data = NwbSource(NwbConfig(path="000128/sub-Jenkins")).load()   # (trials, 140, 182), hand_vel (trials, 140, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from ldns_framework import DataError, DataSource, SpikeData, option
+
+#: Taps of nlb_tools' anti-aliasing filter (``scipy.signal.decimate(..., n=500, ftype="fir")``).
+FIR_ORDER = 500
+
+
+def _pair_ok(_instance, attribute, value) -> None:
+    if len(value) != 2 or int(value[0]) != value[0] or int(value[1]) != value[1] or value[0] >= value[1]:
+        raise ValueError(f"expected two whole milliseconds [start, stop] with start < stop, got {list(value)}")
+
+
+def _fractions_ok(value) -> None:
+    if len(value) != 3 or any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6:
+        raise ValueError(f"expected three non-negative fractions (train, val, test) summing to 1, got {list(value)}")
+
+
+@attrs.frozen
+class NwbConfig:
+    """Options of the ``nwb`` data source (trial-aligned, as the Neural Latents Benchmark)."""
+
+    path: str = option(doc="An .nwb file, or a directory whose *.nwb files (in it or below it) are all read, sorted by path.")
+    align_event: str = option("move_onset_time", doc="Trials-table column (seconds) each trial is aligned to.")
+    align_range_ms: tuple[int, int] = attrs.field(
+        default=(-250, 450), validator=_pair_ok,
+        metadata={"ldns_doc": "Spike window [start, stop) in ms relative to the alignment event; "
+                              "its length must be a multiple of bin_ms."})
+    bin_ms: int = option(5, doc="Bin width in whole milliseconds (bins lie on each file's clock grid).", ge=1)
+    split_column: str | None = option("split", doc="Trials-table column naming each trial's split; null = none.")
+    select: tuple[str, ...] = option(("train", "val"), doc="Values of split_column whose trials are loaded.")
+    splits: str = option("reference", choices=("reference", "file"),
+                         doc="reference: train + first half of val / rest of val split val:test 1:3 "
+                             "(LDNS's MC_Maze split); file: one split per value of split_column.")
+    split_seed: int = option(42, doc="Seed of the random draws: the reference split's val/test (torch.Generator), "
+                                     "the windows split.", ge=0)
+    heldout_column: str = option("heldout", doc="Units column marking held-out units (placed after the held-in "
+                                                "ones); a file without it has only held-in units.")
+    behavior: tuple[str, ...] = option(("hand_vel",), doc="Behaviour series loaded as (trials, time, dim) covariates "
+                                                          "(a name, or container/name inside the module).")
+    behavior_module: str = option("behavior", doc="Processing module holding the behaviour series "
+                                                  "('acquisition' for the file's acquisition group).")
+    behavior_lag_ms: int = option(100, doc="Behaviour window = spike window shifted by this many ms.")
+    behavior_scale: float | None = option(None, doc="Factor applied to behaviour values; null = each series' "
+                                                    "conversion (to its declared unit: mm/s -> m/s for MC_Maze).")
+    allow_silent_units: bool = option(False, doc="Keep units with no spike in any selected window "
+                                                 "(otherwise an error names them).")
+    unit_column: str | None = option(None, doc="Units column used to select units (e.g. a brain region or a "
+                                               "quality label); null = every unit.")
+    unit_values: tuple[str, ...] = option((), doc="Values of unit_column whose units are kept (compared as text).")
+    memory_limit_mb: int = option(8192, doc="Refuse a load whose arrays (counts, the 1 ms behaviour grid) would "
+                                            "need more than this many MB.", ge=1)
+    cut: str = option("trials", choices=("trials", "windows"),
+                      doc="trials: align on a trials-table event; windows: fixed-length windows tiled over the "
+                          "recording (or the intervals of a named table), for recordings without trials.")
+    window_ms: int = option(1000, doc="windows: window length in ms (a multiple of bin_ms).", ge=1)
+    stride_ms: int | None = option(None, doc="windows: ms between window starts; null = window_ms.", ge=1)
+    intervals: str | None = option(None, doc="windows: interval table (e.g. epochs) whose intervals are tiled; "
+                                             "null = the whole recording.")
+    tags: tuple[str, ...] = option((), doc="windows: keep only the intervals with one of these tags.")
+    window_split: tuple[float, float, float] = attrs.field(
+        default=(0.7, 0.1, 0.2), validator=lambda _i, _a, v: _fractions_ok(v),
+        metadata={"ldns_doc": "windows: train/val/test fractions of the random split (split_seed)."})
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path:
+            raise ValueError("path: expected an .nwb file or a directory of them, got nothing")
+        length = self.align_range_ms[1] - self.align_range_ms[0]
+        if length % self.bin_ms:
+            raise ValueError(f"align_range_ms: window length {length} ms is not a multiple of bin_ms={self.bin_ms}")
+        if self.window_ms % self.bin_ms:
+            raise ValueError(f"window_ms: {self.window_ms} ms is not a multiple of bin_ms={self.bin_ms}")
+        if self.stride_ms is not None and self.stride_ms % self.bin_ms:
+            raise ValueError(f"stride_ms: {self.stride_ms} ms is not a multiple of bin_ms={self.bin_ms}")
+        if self.unit_column is not None and not self.unit_values:
+            raise ValueError("unit_values: unit_column is set, so list the values of the units to keep")
+        if self.cut == "trials" and self.splits == "reference" and self.split_column is None:
+            raise ValueError("splits: 'reference' needs a split_column")
+
+
+def nwb_files(path: str | Path) -> list[Path]:
+    """The file itself, or the sorted ``*.nwb`` files anywhere below a directory (a dandiset keeps
+    them in ``sub-*`` folders); a :class:`DataError` if none."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.nwb") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DataError(str(path), "no .nwb files in this directory or below it")
+        return files
+    if not path.is_file():
+        raise DataError(str(path), "no such file or directory")
+    return [path]
+
+
+@contextmanager
+def open_nwb(path: Path) -> Iterator[Any]:
+    """The file's NWBFile, opened read-only (datasets stay lazy while the context is open)."""
+    import warnings
+
+    from pynwb import NWBHDF5IO
+
+    try:
+        io = NWBHDF5IO(str(path), mode="r")
+    except Exception as exc:  # noqa: BLE001 - h5py/hdmf raise many kinds for a bad file
+        raise DataError(path.name, f"not a readable NWB file ({type(exc).__name__}: {exc})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nwbfile = io.read()
+        yield nwbfile
+    finally:
+        io.close()
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    """Strings as str (h5py gives bytes)."""
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
+
+
+def spike_ms(times: np.ndarray) -> np.ndarray:
+    """nlb_tools' millisecond of each spike: ``floor(round(t * 1000, 6))``, sorted, int64."""
+    return np.sort(np.floor(np.round(np.asarray(times, dtype=np.float64) * 1000.0, 6)).astype(np.int64))
+
+
+def window_starts_ms(event_s: np.ndarray, offset_ms: int, bin_ms: int) -> np.ndarray:
+    """First-bin start of each window: ``event + offset`` rounded up to the ``bin_ms`` grid (ns precision)."""
+    start_ns = np.round(np.asarray(event_s, dtype=np.float64) * 1e9).astype(np.int64) + offset_ms * 1_000_000
+    bin_ns = bin_ms * 1_000_000
+    return -(-start_ns // bin_ns) * bin_ms
+
+
+def bin_spikes(unit_ms: list[np.ndarray], starts_ms: np.ndarray, n_bins: int, bin_ms: int) -> np.ndarray:
+    """(windows, n_bins, units) int32: spikes of each unit with ms in ``[start + bin*j, start + bin*(j+1))``."""
+    n_win = len(starts_ms)
+    counts = np.zeros((n_win * n_bins, len(unit_ms)), dtype=np.int32)  # the result's memory, nothing more
+    ends = starts_ms + n_bins * bin_ms
+    for u, ms in enumerate(unit_ms):
+        lo, hi = np.searchsorted(ms, starts_ms, "left"), np.searchsorted(ms, ends, "left")
+        sizes = hi - lo
+        total = int(sizes.sum())
+        if not total:
+            continue
+        window = np.repeat(np.arange(n_win), sizes)
+        first = np.repeat(lo - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
+        spikes = ms[np.arange(total) + first]
+        flat = window * n_bins + (spikes - starts_ms[window]) // bin_ms
+        counts[:, u] = np.bincount(flat, minlength=n_win * n_bins)
+    return counts.reshape(n_win, n_bins, len(unit_ms))
+
+
+def behaviour_on_bins(timestamps_s: np.ndarray, values: np.ndarray, end_ms: int, starts_ms: np.ndarray,
+                      n_bins: int, bin_ms: int) -> np.ndarray:
+    """(windows, n_bins, dim): the series on the 1 ms grid [0, end_ms), decimated by ``bin_ms`` as nlb_tools
+    does, read at each window's bins."""
+    from scipy.signal import decimate
+
+    values = values.reshape(len(values), -1)
+    grid = np.arange(end_ms, dtype=np.float64)
+    sample_ms = np.round(np.asarray(timestamps_s, dtype=np.float64) * 1000.0, 6)
+    index = (starts_ms[:, None] // bin_ms) + np.arange(n_bins)[None, :]
+    out = np.empty(index.shape + (values.shape[1],))
+    for d in range(values.shape[1]):  # one dimension at a time: the 1 ms grid is the memory peak
+        column = np.asarray(values[:, d], dtype=np.float64)
+        ok = np.isfinite(column) & np.isfinite(sample_ms)
+        on_grid = np.interp(grid, sample_ms[ok], column[ok])
+        decimated = decimate(on_grid, bin_ms, n=FIR_ORDER, ftype="fir") if bin_ms > 1 else on_grid
+        out[..., d] = decimated[index]
+    return out
+
+
+@attrs.frozen
+class _FileTrials:
+    """What one file contributes."""
+
+    name: str
+    unit_ids: np.ndarray
+    counts: np.ndarray
+    behaviour: dict[str, np.ndarray]
+    behaviour_units: dict[str, str]
+    split_values: np.ndarray
+    trial_ids: np.ndarray
+    n_heldin: int
+
+
+class NwbSource(DataSource):
+    """Loads trial-aligned spike counts (and behaviour) from one NWB file or a directory of them."""
+
+    config_class = NwbConfig
+
+    def load(self) -> SpikeData:
+        cfg = self.config
+        parts, skipped = [], []
+        files = nwb_files(cfg.path)
+        for path in files:
+            part = self._read_file(path)
+            (parts if part is not None else skipped).append(part if part is not None else path.name)
+        if not parts and cfg.cut == "windows":
+            raise DataError(f"{cfg.path}: window_ms", f"no {cfg.window_ms} ms window fits in the recording"
+                                                      + (f"'s {cfg.intervals}" if cfg.intervals else ""))
+        if not parts:
+            raise DataError(f"{cfg.path}: trials.{cfg.split_column}",
+                            f"no trial has a split in {list(cfg.select)}")
+        first = parts[0]
+        for part in parts[1:]:
+            if not np.array_equal(part.unit_ids, first.unit_ids) or part.n_heldin != first.n_heldin:
+                raise DataError(f"{part.name}: units", f"unit ids (held-in then held-out) differ from those of "
+                                                       f"{first.name}; all files must have the same units")
+        counts = parts[0].counts if len(parts) == 1 else np.concatenate([p.counts for p in parts])
+        behaviour = {name: np.concatenate([p.behaviour[name] for p in parts]) for name in first.behaviour}
+        split_values = np.concatenate([p.split_values for p in parts])
+        if not cfg.allow_silent_units:
+            silent = first.unit_ids[counts.sum(axis=(0, 1)) == 0]
+            if silent.size:
+                raise DataError(f"{cfg.path}: units", f"units {silent.tolist()[:10]} have no spikes in any selected "
+                                                      f"window (allow_silent_units: true keeps them)")
+        metadata = {
+            "source": str(cfg.path), "files": [p.name for p in parts], "skipped_files": skipped,
+            "trial_file": np.concatenate([np.full(len(p.trial_ids), i) for i, p in enumerate(parts)]).tolist(),
+            "trial_ids": np.concatenate([p.trial_ids for p in parts]).tolist(),
+            "trial_split": split_values.tolist(),
+            "n_heldin": first.n_heldin, "n_heldout": len(first.unit_ids) - first.n_heldin,
+            "align_event": cfg.align_event, "align_range_ms": list(cfg.align_range_ms), "bin_ms": cfg.bin_ms,
+            "behavior_lag_ms": cfg.behavior_lag_ms, "behavior_units": first.behaviour_units, "cut": cfg.cut,
+        }
+        if cfg.cut == "windows":  # trial_ids are then the windows' start times in ms
+            metadata.update(window_ms=cfg.window_ms, stride_ms=cfg.stride_ms or cfg.window_ms,
+                            intervals=cfg.intervals, tags=list(cfg.tags))
+            for key in ("align_event", "align_range_ms", "trial_split"):
+                metadata.pop(key)
+        return SpikeData(counts, covariates=behaviour, bin_width_s=cfg.bin_ms / 1000.0,
+                         neuron_ids=tuple(str(i) for i in first.unit_ids), splits=self._splits(split_values),
+                         metadata=metadata)
+
+    # -- splits ---------------------------------------------------------------------------------
+    def _splits(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        cfg = self.config
+        if cfg.cut == "windows":
+            order = np.random.default_rng(cfg.split_seed).permutation(len(values))
+            n_train = round(cfg.window_split[0] * len(values))
+            n_val = round(cfg.window_split[1] * len(values))
+            parts = np.split(order, [n_train, n_train + n_val])
+            return {name: np.sort(part) for name, part in zip(("train", "val", "test"), parts)}
+        if cfg.split_column is None:
+            return {"train": np.arange(len(values))}
+        names = list(dict.fromkeys(values.tolist()))
+        if cfg.splits == "file":
+            return {name: np.flatnonzero(values == name) for name in names}
+        import torch
+
+        val = np.flatnonzero(values == "val")
+        half = len(val) // 2
+        rest = val[half:]
+        order = torch.randperm(len(rest), generator=torch.Generator().manual_seed(cfg.split_seed)).numpy()
+        n_val = len(rest) // 4
+        splits = {"train": np.sort(np.concatenate([np.flatnonzero(values == "train"), val[:half]])),
+                  "val": rest[order[:n_val]], "test": rest[order[n_val:]]}
+        for name in names:
+            if name not in ("train", "val", "test"):
+                splits[name] = np.flatnonzero(values == name)
+            elif name == "test":
+                splits["test"] = np.concatenate([splits["test"], np.flatnonzero(values == "test")])
+        return splits
+
+    # -- one file -------------------------------------------------------------------------------
+    def _read_file(self, path: Path) -> _FileTrials | None:
+        cfg = self.config
+        name = path.name
+        with open_nwb(path) as nwb:
+            if cfg.cut == "trials":
+                cut = self._trial_windows(nwb, name)
+                if cut is None:
+                    return None
+                event, split_values, trial_ids, stop_s = cut
+                unit_ids, heldin, unit_ms, observed = self._units(nwb, name)
+                start, stop = cfg.align_range_ms
+                n_bins = (stop - start) // cfg.bin_ms
+                starts = window_starts_ms(event, start, cfg.bin_ms)
+                end_ms = self._check_windows(name, starts, n_bins, observed, stop_s, trial_ids)
+                beh_starts = window_starts_ms(event, start + cfg.behavior_lag_ms, cfg.bin_ms)
+            else:
+                unit_ids, heldin, unit_ms, observed = self._units(nwb, name)
+                n_bins = cfg.window_ms // cfg.bin_ms
+                end_ms = self._recording_end_ms(nwb, unit_ms, observed)
+                starts = self._tiled_windows(nwb, name, end_ms)
+                if not starts.size:
+                    return None
+                split_values = np.full(len(starts), "window", dtype=object)
+                trial_ids = starts
+                beh_starts = -(-(starts + cfg.behavior_lag_ms) // cfg.bin_ms) * cfg.bin_ms
+            need = len(starts) * n_bins * len(unit_ms) * 4 + (4 * 8 * end_ms if cfg.behavior else 0)
+            if need > cfg.memory_limit_mb * 2**20:
+                raise DataError(f"{name}: memory_limit_mb",
+                                f"the selection needs about {need / 2**20:.0f} MB ({len(starts)} windows x {n_bins} "
+                                f"bins x {len(unit_ms)} units, plus the behaviour grid), above the limit of "
+                                f"{cfg.memory_limit_mb} MB; select fewer trials or units, or raise the limit")
+            counts = bin_spikes(unit_ms, starts, n_bins, cfg.bin_ms)
+
+            behaviour, units = {}, {}
+            for series_name in cfg.behavior:
+                series = self._series(nwb, name, series_name)
+                field = f"{name}: {cfg.behavior_module}/{series_name}"
+                if np.any(beh_starts < 0) or np.any(beh_starts + n_bins * cfg.bin_ms > end_ms):
+                    raise DataError(field, f"a behaviour window (lag {cfg.behavior_lag_ms} ms) lies outside the "
+                                           f"recording [0, {end_ms}) ms")
+                values, times = self._series_data(series, field)
+                scale = cfg.behavior_scale if cfg.behavior_scale is not None else float(series.conversion)
+                behaviour[series_name.rsplit("/", 1)[-1]] = behaviour_on_bins(
+                    times, values, end_ms, beh_starts, n_bins, cfg.bin_ms) * scale
+                units[series_name] = str(series.unit) if cfg.behavior_scale is None else "scaled"
+        return _FileTrials(name=name, unit_ids=unit_ids, counts=counts, behaviour=behaviour, behaviour_units=units,
+                           split_values=split_values, trial_ids=np.asarray(trial_ids), n_heldin=int(heldin))
+
+    def _trial_windows(self, nwb: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+        """Alignment times, split values and ids of the selected trials, and the last trial's stop."""
+        cfg = self.config
+        trials = nwb.trials
+        if trials is None:
+            raise DataError(f"{name}: trials", "no trials table (intervals/trials); cut: windows tiles a recording "
+                                               "without trials")
+        columns = set(trials.colnames)
+        keep = np.arange(len(trials))
+        split_values = np.full(len(trials), "all", dtype=object)
+        if cfg.split_column is not None:
+            if cfg.split_column not in columns:
+                raise DataError(f"{name}: trials.{cfg.split_column}",
+                                f"no such trials column (found: {sorted(columns)})")
+            split_values = _text(trials[cfg.split_column].data[:])
+            keep = np.flatnonzero(np.isin(split_values, list(cfg.select)))
+        if not keep.size:
+            return None
+        if cfg.align_event not in columns:
+            raise DataError(f"{name}: trials.{cfg.align_event}", f"no such trials column (found: {sorted(columns)})")
+        event = np.asarray(trials[cfg.align_event].data[:], dtype=np.float64)[keep]
+        if not np.all(np.isfinite(event)):
+            bad = keep[~np.isfinite(event)]
+            raise DataError(f"{name}: trials.{cfg.align_event}", f"not a finite time in trials {bad.tolist()[:10]}")
+        trial_ids = np.asarray(trials.id.data[:], dtype=np.int64)[keep]
+        stop_s = float(np.max(trials["stop_time"].data[:]))
+        return event, split_values[keep], trial_ids, stop_s
+
+    @staticmethod
+    def _recording_end_ms(nwb: Any, unit_ms: list[np.ndarray], observed: Any) -> int:
+        """The recording's end: the units' last observation interval, else past the last spike, trial or epoch."""
+        if observed is not None:
+            return observed[1]
+        ends = [int(ms[-1]) + 1 for ms in unit_ms if len(ms)]
+        for table in (nwb.intervals or {}).values():
+            if len(table):
+                ends.append(math.ceil(round(float(np.max(table["stop_time"].data[:])) * 1000, 6)))
+        return max(ends) if ends else 0
+
+    def _tiled_windows(self, nwb: Any, name: str, end_ms: int) -> np.ndarray:
+        """Window starts (ms): from each interval's start rounded up to the bin grid, every stride_ms, while
+        the whole window fits before the interval's end."""
+        cfg = self.config
+        if cfg.intervals is None:
+            spans = np.array([[0, end_ms]], dtype=np.int64)
+        else:
+            tables = nwb.intervals or {}
+            if cfg.intervals not in tables:
+                raise DataError(f"{name}: intervals/{cfg.intervals}",
+                                f"no such interval table (found: {sorted(tables)})")
+            table = tables[cfg.intervals]
+            starts_s = np.asarray(table["start_time"].data[:], dtype=np.float64)
+            stops_s = np.asarray(table["stop_time"].data[:], dtype=np.float64)
+            keep = np.ones(len(starts_s), bool)
+            if cfg.tags:
+                if "tags" not in table.colnames:
+                    raise DataError(f"{name}: intervals/{cfg.intervals}.tags", "the table has no tags column")
+                keep = np.array([bool(set(_text(np.asarray(row))) & set(cfg.tags)) for row in table["tags"][:]])
+                if not keep.any():
+                    raise DataError(f"{name}: intervals/{cfg.intervals}.tags",
+                                    f"no interval is tagged {list(cfg.tags)}")
+            spans = np.stack([np.ceil(np.round(starts_s[keep] * 1000, 6)),
+                              np.floor(np.round(stops_s[keep] * 1000, 6))], axis=1).astype(np.int64)
+            late = spans[:, 1] > end_ms
+            if late.any():
+                raise DataError(f"{name}: intervals/{cfg.intervals}",
+                                f"interval {np.flatnonzero(late)[:1].tolist()} ends past the recording ({end_ms} ms)")
+        stride = cfg.stride_ms or cfg.window_ms
+        out = []
+        for a, b in spans:
+            first = -(-a // cfg.bin_ms) * cfg.bin_ms
+            out.append(np.arange(first, b - cfg.window_ms + 1, stride, dtype=np.int64))
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def _units(self, nwb: Any, name: str) -> tuple[np.ndarray, int, list[np.ndarray], np.ndarray | None]:
+        """Unit ids (held-in then held-out, ascending in each), the held-in count, each unit's spike
+        milliseconds, and the first unit's observation intervals in ms ([ceil(start), floor(stop)))."""
+        units = nwb.units
+        if units is None:
+            raise DataError(f"{name}: units", "no Units table")
+        if "spike_times" not in units.colnames:
+            raise DataError(f"{name}: units.spike_times", "the Units table has no spike_times column")
+        ids = np.asarray(units.id.data[:], dtype=np.int64)
+        if not ids.size:
+            raise DataError(f"{name}: units", "the Units table has no units")
+        heldout = np.zeros(len(ids), dtype=bool)
+        if self.config.heldout_column in units.colnames:
+            heldout = np.asarray(units[self.config.heldout_column].data[:], dtype=bool)
+        order = np.lexsort((ids, heldout))
+        column = self.config.unit_column
+        if column is not None:
+            if column not in units.colnames:
+                raise DataError(f"{name}: units.{column}", f"no such units column (found: {sorted(units.colnames)})")
+            values = _text(np.asarray(units[column].data[:]))
+            order = order[np.isin(values[order], list(self.config.unit_values))]
+            if not order.size:
+                raise DataError(f"{name}: units.{column}", f"no unit has a value in {list(self.config.unit_values)}")
+        ends = np.asarray(units["spike_times"].data[:], dtype=np.int64)  # VectorIndex: exclusive end offsets
+        times = units["spike_times"].target.data
+        all_times = np.asarray(times[:ends[-1]] if ends[-1] else np.zeros(0), dtype=np.float64)
+        begins = np.concatenate(([0], ends[:-1]))
+        unit_ms = [spike_ms(all_times[begins[i]:ends[i]]) for i in order]
+        observed = None
+        if "obs_intervals" in units.colnames:
+            index = units["obs_intervals"]
+            first_end = int(index.data[order[0]])
+            first_begin = int(index.data[order[0] - 1]) if order[0] else 0
+            intervals = np.asarray(index.target.data[first_begin:first_end], dtype=np.float64).reshape(-1, 2)
+            if len(intervals):
+                all_ends = np.asarray(index.target.data[:], dtype=np.float64).reshape(-1, 2)[:, 1]
+                observed = np.stack([np.ceil(np.round(intervals[:, 0] * 1000, 6)),
+                                     np.floor(np.round(intervals[:, 1] * 1000, 6))], axis=1).astype(np.int64)
+                observed = (observed, round(float(all_ends.max()) * 1000))
+        return ids[order], int((~heldout[order]).sum()), unit_ms, observed
+
+    def _check_windows(self, name: str, starts: np.ndarray, n_bins: int, observed: Any, stop_s: float,
+                       trial_ids: np.ndarray) -> int:
+        """Every spike window inside the recording (inside one of the units' observation intervals, as
+        nlb_tools requires, when the file has them); returns the recording's end in ms."""
+        ends = starts + n_bins * self.config.bin_ms
+        if observed is not None:
+            intervals, end_ms = observed
+            k = np.searchsorted(intervals[:, 0], starts, "right") - 1
+            inside = (k >= 0) & (starts >= intervals[np.maximum(k, 0), 0]) & (ends <= intervals[np.maximum(k, 0), 1])
+            where = "the units' obs_intervals"
+        else:
+            end_ms = math.ceil(round(stop_s * 1000, 6))
+            inside = (starts >= 0) & (ends <= end_ms)
+            where = f"the recording [0, {end_ms}) ms"
+        if not np.all(inside):
+            bad = np.flatnonzero(~inside)
+            raise DataError(f"{name}: trials.{self.config.align_event}",
+                            f"the window {list(self.config.align_range_ms)} ms of trial ids "
+                            f"{trial_ids[bad].tolist()[:10]} lies outside {where}")
+        return end_ms
+
+    def _series(self, nwb: Any, name: str, series_name: str) -> Any:
+        module_name = self.config.behavior_module
+        if module_name == "acquisition":
+            container: Any = nwb.acquisition
+        else:
+            if module_name not in nwb.processing:
+                raise DataError(f"{name}: processing/{module_name}",
+                                f"no such processing module (found: {sorted(nwb.processing)})")
+            container = nwb.processing[module_name]
+        obj = container
+        for part in series_name.split("/"):
+            try:
+                obj = obj[part]
+            except (KeyError, TypeError):
+                found = sorted(obj.data_interfaces) if hasattr(obj, "data_interfaces") else sorted(obj)
+                raise DataError(f"{name}: {module_name}/{series_name}",
+                                f"no behaviour series {part!r} (found: {found})") from None
+        if not hasattr(obj, "data") or not hasattr(obj, "conversion"):
+            raise DataError(f"{name}: {module_name}/{series_name}", f"not a TimeSeries ({type(obj).__name__})")
+        return obj
+
+    @staticmethod
+    def _series_data(series: Any, field: str) -> tuple[np.ndarray, np.ndarray]:
+        values = np.asarray(series.data[:], dtype=np.float64)
+        if series.timestamps is not None:
+            times = np.asarray(series.timestamps[:], dtype=np.float64)
+        else:
+            times = float(series.starting_time or 0.0) + np.arange(len(values)) / float(series.rate)
+        if len(times) != len(values) or not len(values):
+            raise DataError(field, f"expected as many timestamps as samples (>0), got {len(times)} and {len(values)}")
+        if values.ndim > 2:
+            raise DataError(field, f"expected a (samples,) or (samples, dim) series, got shape {values.shape}")
+        return values, times
