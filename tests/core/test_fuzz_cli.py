@@ -82,6 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         return loaded[key]
 
     with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)  # default output paths (spec-docs' docs/spec-reference.md) land in the scratch directory
         patch.setattr(Pipeline, "load", classmethod(cached_load))
         patch.setattr(Pipeline, "fit", lambda self, *args, **kwargs: self)
         patch.setattr("ldns_framework.testing.command.run_check_list",
