@@ -406,7 +406,8 @@ class NwbSource(DataSource):
 
     def _tiled_windows(self, nwb: Any, name: str, end_ms: int) -> np.ndarray:
         """Window starts (ms): from each interval's start rounded up to the bin grid, every stride_ms, while
-        the whole window fits before the interval's end."""
+        the whole window fits before the interval's end and, when behaviour is read, its behaviour window
+        (shifted by behavior_lag_ms) fits in the recording."""
         cfg = self.config
         if cfg.intervals is None:
             spans = np.array([[0, end_ms]], dtype=np.int64)
@@ -437,7 +438,11 @@ class NwbSource(DataSource):
         for a, b in spans:
             first = -(-a // cfg.bin_ms) * cfg.bin_ms
             out.append(np.arange(first, b - cfg.window_ms + 1, stride, dtype=np.int64))
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+        starts = np.concatenate(out) if out else np.zeros(0, np.int64)
+        if cfg.behavior:
+            behaviour_starts = -(-(starts + cfg.behavior_lag_ms) // cfg.bin_ms) * cfg.bin_ms  # as the loader cuts them
+            starts = starts[(behaviour_starts >= 0) & (behaviour_starts + cfg.window_ms <= end_ms)]
+        return starts
 
     def _units(self, nwb: Any, name: str) -> tuple[np.ndarray, int, list[np.ndarray], np.ndarray | None]:
         """Unit ids (held-in then held-out, ascending in each), the held-in count, each unit's spike

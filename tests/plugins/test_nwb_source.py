@@ -512,3 +512,14 @@ def test_split_values_read_as_bytes_or_str_compare_equal():
     from ldns_plugins.nwb.source import _text
 
     assert _text(np.array([b"train", "val"], dtype=object)).tolist() == ["train", "val"]
+
+
+def test_windows_whose_lagged_behaviour_leaves_the_recording_are_left_out(tmp_path):
+    path, _ = write_continuous(tmp_path / "c.nwb", np.random.default_rng(2))
+    options = dict(path=path, cut="windows", window_ms=1000, bin_ms=10, behavior=("Position/pos",),
+                   behavior_module="acquisition")
+    aligned = NwbSource(NwbConfig(**options, behavior_lag_ms=0)).load()
+    lagged = NwbSource(NwbConfig(**options, behavior_lag_ms=100)).load()
+    end = aligned.metadata["trial_ids"][-1] + 1000  # the last window ends with the recording
+    assert lagged.metadata["trial_ids"] == [s for s in aligned.metadata["trial_ids"] if s + 100 + 1000 <= end]
+    assert lagged.n_trials == aligned.n_trials - 1
