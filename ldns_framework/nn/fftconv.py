@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from scipy.fft import next_fast_len
 
 __all__ = ["fft_convolution", "fft_size"]
 
@@ -29,6 +28,8 @@ def fft_size(length: int, forward_lags: int, backward_lags: int = 0) -> int:
     if length < 1 or forward_lags < 1 or backward_lags < 0:
         raise ValueError(f"fft_size: expected length >= 1, forward_lags >= 1, backward_lags >= 0, "
                          f"got {length}, {forward_lags}, {backward_lags}")
+    from scipy.fft import next_fast_len  # here, not at import: scipy.fft adds ~0.1 s to every start-up
+
     reach = max(min(forward_lags, length) - 1, min(backward_lags, length - 1))  # farthest lag that matters
     return next_fast_len(length + reach, real=True)
 
