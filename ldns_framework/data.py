@@ -213,7 +213,7 @@ class SpikeData:
         """Build from counts in another axis order, e.g. ``layout="trials neurons time"``."""
         axes = tuple(layout.split()) if isinstance(layout, str) else ()
         if sorted(axes) != sorted(CANONICAL_LAYOUT):
-            raise DataError("layout", f"expected a permutation of {' '.join(CANONICAL_LAYOUT)!r}, got {str(layout)[:80]!r}")
+            raise DataError("layout", f"expected a permutation of {' '.join(CANONICAL_LAYOUT)!r}, got {shown(layout)}")
         array = _as_array(counts)
         if array.ndim != 3:
             raise DataError("counts", f"expected a 3-d array ({layout}), got shape {array.shape}")

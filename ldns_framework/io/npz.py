@@ -61,10 +61,10 @@ def _read_array(stream: IO[bytes], label: str, stored_bytes: int, budget: int) -
         raise DataError(label, f"expected a NumPy array, found an unreadable .npy header ({shorten(str(exc), 200)})") from None
     if (dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None
             or dtype.itemsize == 0):
-        raise DataError(label, f"expected a plain numeric or text array, got dtype {str(dtype)[:80]} "
+        raise DataError(label, f"expected a plain numeric or text array, got dtype {shorten(str(dtype), 80)} "
                                "(object and record arrays are never read: they would need pickle)")
     if any(size < 0 for size in shape):
-        raise DataError(label, f"expected a NumPy array, found an .npy header declaring shape {str(shape)[:80]}")
+        raise DataError(label, f"expected a NumPy array, found an .npy header declaring shape {shorten(str(shape), 80)}")
     n_bytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     header_bytes = stream.tell()
     if stored_bytes < header_bytes + n_bytes:
