@@ -23,10 +23,10 @@ from ldns_framework.latents import LatentStats
 from ldns_framework.rundir import read_json
 from ldns_framework.spec import ResolvedSpec
 from ldns_framework.structure import unstructure_config
-from ldns_framework.training import manifest_file, read_manifest
+from ldns_framework.training import manifest_file, read_manifest, stage_complete
 
 __all__ = ["TrainedModel", "build_autoencoder", "build_generator", "encode_trials", "load_generator",
-           "load_stage_weights", "stage_complete"]
+           "load_stage_weights"]
 
 
 def build_autoencoder(spec: ResolvedSpec, registry: Any, n_neurons: int) -> tuple[Any, Any]:
@@ -49,12 +49,6 @@ def load_generator(run_dir: Path, spec: ResolvedSpec, registry: Any, latent_dim:
     generator = build_generator(spec, registry, latent_dim, conditioner)
     load_stage_weights(generator, run_dir / "generator")
     return conditioner, generator
-
-
-def stage_complete(stage_dir: Path) -> bool:
-    """True when the stage in ``stage_dir`` committed its ``state.json`` with ``complete`` set."""
-    manifest = read_manifest(stage_dir)
-    return manifest is not None and bool(manifest.get("complete"))
 
 
 def load_stage_weights(module: Any, stage_dir: Path) -> None:

@@ -30,11 +30,12 @@ from ldns_framework.errors import DataError, LdnsError, PluginError
 from ldns_framework.io.encodings import Encoded
 from ldns_framework.latents import LatentStats
 from ldns_framework.model import (TrainedModel, build_autoencoder, build_generator, encode_trials, load_generator,
-                                  load_stage_weights, stage_complete)
+                                  load_stage_weights)
 from ldns_framework.rundir import (STAGES, RunLock, clean_temporaries, create_run_dir, environment_record, json_text,
                                    read_json, write_json, yaml_text)
 from ldns_framework.spec import COMPONENT_SECTIONS, ResolvedSpec, load_spec_file
-from ldns_framework.training import Interrupted, StopSignals, Trainer, clean_stage, derive_seed, seed_everything
+from ldns_framework.training import (Interrupted, StopSignals, Trainer, clean_stage, derive_seed, seed_everything,
+                                     stage_complete)
 
 __all__ = ["STAGES", "StageRunner", "check_provenance"]
 

@@ -208,6 +208,12 @@ def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
     return read_json(path, dict) if path.is_file() else None
 
 
+def stage_complete(stage_dir: str | Path) -> bool:
+    """True when the stage in ``stage_dir`` committed its ``state.json`` with ``complete`` set."""
+    manifest = read_manifest(stage_dir)
+    return manifest is not None and bool(manifest.get("complete"))
+
+
 def manifest_file(stage_dir: str | Path, manifest: dict[str, Any], key: str) -> tuple[Path, str]:
     """(path, sha256) of the file the manifest names under ``key``, checked for form."""
     entry = manifest.get(key)

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from ldns_framework.errors import LdnsError
-from ldns_framework.model import stage_complete
 from ldns_framework.spec import TrainConfig
-from ldns_framework.training import Trainer, lr_factor
+from ldns_framework.training import Trainer, lr_factor, stage_complete
 
 
 def regression_data(n=64, seed=0):
