@@ -4,11 +4,17 @@ The one place that knows the file's keys. ``.npz`` keys: ``latents`` (trials, T,
 (trials, T, N), ``counts`` (trials, T, N), ``lengths`` (trials,), ``trial_index`` (trials,): the
 trials' indices in the data they came from, ``bin_width_s``, and ``covariate/<name>`` for each
 covariate of those trials. Latents and rates are zero past each trial's length.
+
+A ``.nwb`` path writes an NWB file instead (:mod:`ldns_framework.nwb.generated`): latents and
+rates as TimeSeries in the ``ldns`` processing module, the counts as spike times and exactly,
+one trials row per trial window; :func:`read_encodings` reads either back.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from typing import Any, Mapping
 
 import attrs
 import numpy as np
@@ -22,23 +28,30 @@ from ldns_framework.rundir import atomic_path
 __all__ = ["SUFFIXES", "Encoded", "read_encodings", "write_encodings"]
 
 #: File suffixes this module writes and reads.
-SUFFIXES = (".npz",)
+SUFFIXES = (".npz", ".nwb")
 _COVARIATE = "covariate/"
 
 
 @attrs.frozen
 class Encoded:
-    """Inferred latents (trials, T, D) and rates (trials, T, N) of real trials; zero on padding."""
+    """Inferred latents (trials, T, D) and rates (trials, T, N) of real trials; zero on padding.
+
+    ``provenance``: the run's spec and versions (:mod:`ldns_framework.io.provenance`), stored in NWB files."""
 
     latents: np.ndarray
     rates: np.ndarray
     data: SpikeData
     trial_index: np.ndarray
+    provenance: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 def write_encodings(encoded: Encoded, path: str | Path) -> Path:
-    """Write ``encoded`` to ``path`` (.npz) atomically; returns the path."""
+    """Write ``encoded`` to ``path`` (.npz or .nwb) atomically; returns the path."""
     path = output_file(path, SUFFIXES)
+    if path.suffix == ".nwb":
+        from ldns_framework.nwb.generated import write_encodings_nwb
+
+        return write_encodings_nwb(encoded, path)
     arrays = {"latents": encoded.latents, "rates": encoded.rates, "counts": encoded.data.counts,
               "lengths": encoded.data.lengths, "trial_index": encoded.trial_index,
               "bin_width_s": np.array(encoded.data.bin_width_s)}
@@ -51,6 +64,10 @@ def write_encodings(encoded: Encoded, path: str | Path) -> Path:
 def read_encodings(path: str | Path) -> Encoded:
     """Read what :func:`write_encodings` wrote (each array checked before it is decompressed)."""
     path = Path(path)
+    if path.suffix == ".nwb":
+        from ldns_framework.nwb.generated import read_encodings_nwb
+
+        return read_encodings_nwb(path)
     required = ("latents", "rates", "counts", "lengths", "trial_index")
     with NpzFile(path) as archive:
         missing = [k for k in (*required, "bin_width_s") if k not in archive]

@@ -1,7 +1,8 @@
 """Output paths checked before any work is done: a long sampling run must not end in a path it cannot write.
 
 A file to write must carry one of the expected suffixes (it is never added silently, so the
-path printed is the path written), must not be a directory, and its nearest existing ancestor
+path printed is the path written), must not be a directory (nor exist at all, for the formats in
+:data:`NEVER_REPLACED`), and its nearest existing ancestor
 must be a writable directory (missing directories are created when the file is written). A
 directory to write (a run) must not be a file or lie under one.
 """
@@ -13,7 +14,11 @@ from pathlib import Path
 
 from ldns_framework.errors import LdnsError, shorten
 
-__all__ = ["output_directory", "output_file"]
+__all__ = ["NEVER_REPLACED", "output_directory", "output_file"]
+
+#: Suffixes of files that are never replaced: an NWB file is a dataset others may share and cite
+#: (it carries its own identifier), so writing one where one exists is refused.
+NEVER_REPLACED = (".nwb",)
 
 
 def _check_ancestors(path: Path, option: str) -> None:
@@ -38,6 +43,8 @@ def output_file(path: str | os.PathLike, suffixes: tuple[str, ...], option: str 
     if path.suffix not in suffixes:
         raise LdnsError(f"{option}: expected a file name ending in {expected}, got {shorten(path.name)!r}"
                         f" (for example {shorten(path.stem or 'out')}{suffixes[0]})")
+    if path.suffix in NEVER_REPLACED and (path.exists() or path.is_symlink()):
+        raise LdnsError(f"{option}: {shorten(str(path))} already exists; choose another file name or remove it")
     _check_ancestors(path, option)
     return path
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from ldns_framework import limits
 from ldns_framework.errors import LdnsError, shorten
+from ldns_framework.nwb.units import units_table
 
 __all__ = ["PRESETS", "TEST_FILE", "TRAIN_FILE", "SyntheticPreset", "write_synthetic_mc_maze"]
 
@@ -438,44 +439,13 @@ def _write_file(path: Path, content: dict, role: str, preset: str, seed: int) ->
 
 
 def _units(content: dict, electrode_table):
-    """The Units table built from whole columns (``add_unit`` row by row converts every spike time)."""
-    from hdmf.common import (
-        DynamicTableRegion,
-        ElementIdentifiers,
-        VectorData,
-        VectorIndex,
-    )
-    from pynwb.misc import Units
+    """The Units table: spike times, the trials as observation intervals, one electrode and ``heldout``."""
+    from hdmf.common import VectorData
 
-    n = len(content["ids"])
     spikes = content["spikes"]
-    spike_times = VectorData(name="spike_times", description="the spike times for each unit in seconds",
-                             data=np.concatenate(spikes) if n else np.zeros(0))
-    intervals = content["obs_intervals"]
-    obs = VectorData(name="obs_intervals", description="the observation intervals for each unit",
-                     data=np.tile(intervals, (n, 1)))
-    electrodes = DynamicTableRegion(name="electrodes", description="the electrodes that each spike unit came from",
-                                    data=np.asarray(content["electrode"], dtype=np.int64), table=electrode_table)
     heldout = VectorData(name="heldout", description="Whether the unit is held out in the test data (True) or not "
                          "(False) in the Neural Latents Benchmark", data=np.asarray(content["heldout"], dtype=bool))
-    columns = [
-        spike_times, VectorIndex(name="spike_times_index", target=spike_times,
-                                 data=_index(np.cumsum([len(t) for t in spikes]))),
-        obs, VectorIndex(name="obs_intervals_index", target=obs, data=_index(len(intervals) * np.arange(1, n + 1))),
-        electrodes, VectorIndex(name="electrodes_index", target=electrodes, data=_index(np.arange(1, n + 1))),
-        heldout,
-    ]
-    return Units(name="units", id=ElementIdentifiers(name="id", data=np.asarray(content["ids"], dtype=np.int64)),
-                 columns=columns, colnames=["spike_times", "obs_intervals", "electrodes", "heldout"], resolution=1e-6,
-                 description="SYNTHETIC spike times: Poisson spikes of a latent-driven rate model",
-                 electrode_table=electrode_table)
-
-
-def _index(ends: np.ndarray) -> np.ndarray:
-    """Exclusive end offsets of a ragged column, in the smallest unsigned dtype (as hdmf chooses)."""
-    ends = np.asarray(ends, dtype=np.int64)
-    top = int(ends[-1]) if ends.size else 0
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if top <= np.iinfo(dtype).max:
-            return ends.astype(dtype)
-    return ends.astype(np.uint64)
+    return units_table(content["ids"], np.concatenate(spikes) if spikes else np.zeros(0),
+                       np.cumsum([len(t) for t in spikes]), obs_intervals=content["obs_intervals"],
+                       electrodes=content["electrode"], electrode_table=electrode_table, columns=[heldout],
+                       resolution=1e-6, description="SYNTHETIC spike times: Poisson spikes of a latent-driven rate model")

@@ -7,6 +7,7 @@ from ldns_framework import hookimpl
 @hookimpl
 def ldns_register_components(registrar):
     registrar.add("data", "nwb", "ldns_plugins.nwb.source:NwbSource",
+                  config="ldns_plugins.nwb.config:NwbConfig",
                   summary="Spikes from NWB files (a file or a directory), binned and aligned as the Neural Latents "
                           "Benchmark does, with behaviour series as covariates.",
                   file_suffixes=(".nwb",))

@@ -34,6 +34,15 @@ can be selected by a column's value (``unit_column``/``unit_values``) in both mo
 are split at random (``window_split``, ``split_seed``); ``metadata.trial_ids`` holds each
 window's start in ms.
 
+Variable-length trials: with ``lengths_from_stop`` a trial's valid bins end at its ``stop_time``
+(``lengths`` = whole bins before it, at most the window's); counts and behaviour past it are zero.
+``cut: stored`` reads a file written by ``ldns sample/encode --out FILE.nwb`` with the options it
+records (:mod:`ldns_plugins.nwb.stored`), so a spec needs only its path.
+
+``metadata``: ``unit_ids`` (as loaded), ``n_heldin``/``n_heldout``, ``trial_ids``, ``trial_split``,
+the cut's options, and ``listing`` (label -> line: the units, splits, windows and files selected;
+``ldns data`` prints it, :mod:`ldns_plugins.nwb.listing`).
+
 Splits: ``splits: reference`` is LDNS's split of MC_Maze: train = every "train" trial and the
 first half of the "val" trials (in file order); the other half of "val" is split by
 ``torch.utils.data.random_split([n // 4, n - n // 4], Generator().manual_seed(split_seed))``
@@ -55,82 +64,12 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ldns_framework import DataError, DataSource, SpikeData, option
+from ldns_framework import DataError, DataSource, SpikeData
+from ldns_plugins.nwb.config import NwbConfig
+from ldns_plugins.nwb.listing import selection_listing
 
 #: Taps of nlb_tools' anti-aliasing filter (``scipy.signal.decimate(..., n=500, ftype="fir")``).
 FIR_ORDER = 500
-
-
-def _pair_ok(_instance, attribute, value) -> None:
-    if len(value) != 2 or int(value[0]) != value[0] or int(value[1]) != value[1] or value[0] >= value[1]:
-        raise ValueError(f"expected two whole milliseconds [start, stop] with start < stop, got {list(value)}")
-
-
-def _fractions_ok(value) -> None:
-    if len(value) != 3 or any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6:
-        raise ValueError(f"expected three non-negative fractions (train, val, test) summing to 1, got {list(value)}")
-
-
-@attrs.frozen
-class NwbConfig:
-    """Options of the ``nwb`` data source (trial-aligned, as the Neural Latents Benchmark)."""
-
-    path: str = option(doc="An .nwb file, or a directory whose *.nwb files (in it or below it) are all read, sorted by path.")
-    align_event: str = option("move_onset_time", doc="Trials-table column (seconds) each trial is aligned to.")
-    align_range_ms: tuple[int, int] = attrs.field(
-        default=(-250, 450), validator=_pair_ok,
-        metadata={"ldns_doc": "Spike window [start, stop) in ms relative to the alignment event; "
-                              "its length must be a multiple of bin_ms."})
-    bin_ms: int = option(5, doc="Bin width in whole milliseconds (bins lie on each file's clock grid).", ge=1)
-    split_column: str | None = option("split", doc="Trials-table column naming each trial's split; null = none.")
-    select: tuple[str, ...] = option(("train", "val"), doc="Values of split_column whose trials are loaded.")
-    splits: str = option("reference", choices=("reference", "file"),
-                         doc="reference: train + first half of val / rest of val split val:test 1:3 "
-                             "(LDNS's MC_Maze split); file: one split per value of split_column.")
-    split_seed: int = option(42, doc="Seed of the random draws: the reference split's val/test (torch.Generator), "
-                                     "the windows split.", ge=0)
-    heldout_column: str = option("heldout", doc="Units column marking held-out units (placed after the held-in "
-                                                "ones); a file without it has only held-in units.")
-    behavior: tuple[str, ...] = option(("hand_vel",), doc="Behaviour series loaded as (trials, time, dim) covariates "
-                                                          "(a name, or container/name inside the module).")
-    behavior_module: str = option("behavior", doc="Processing module holding the behaviour series "
-                                                  "('acquisition' for the file's acquisition group).")
-    behavior_lag_ms: int = option(100, doc="Behaviour window = spike window shifted by this many ms.")
-    behavior_scale: float | None = option(None, doc="Factor applied to behaviour values; null = each series' "
-                                                    "conversion (to its declared unit: mm/s -> m/s for MC_Maze).")
-    allow_silent_units: bool = option(False, doc="Keep units with no spike in any selected window "
-                                                 "(otherwise an error names them).")
-    unit_column: str | None = option(None, doc="Units column used to select units (e.g. a brain region or a "
-                                               "quality label); null = every unit.")
-    unit_values: tuple[str, ...] = option((), doc="Values of unit_column whose units are kept (compared as text).")
-    memory_limit_mb: int = option(8192, doc="Refuse a load whose arrays (counts, the 1 ms behaviour grid) would "
-                                            "need more than this many MB.", ge=1)
-    cut: str = option("trials", choices=("trials", "windows"),
-                      doc="trials: align on a trials-table event; windows: fixed-length windows tiled over the "
-                          "recording (or the intervals of a named table), for recordings without trials.")
-    window_ms: int = option(1000, doc="windows: window length in ms (a multiple of bin_ms).", ge=1)
-    stride_ms: int | None = option(None, doc="windows: ms between window starts; null = window_ms.", ge=1)
-    intervals: str | None = option(None, doc="windows: interval table (e.g. epochs) whose intervals are tiled; "
-                                             "null = the whole recording.")
-    tags: tuple[str, ...] = option((), doc="windows: keep only the intervals with one of these tags.")
-    window_split: tuple[float, float, float] = attrs.field(
-        default=(0.7, 0.1, 0.2), validator=lambda _i, _a, v: _fractions_ok(v),
-        metadata={"ldns_doc": "windows: train/val/test fractions of the random split (split_seed)."})
-
-    def __attrs_post_init__(self) -> None:
-        if not self.path:
-            raise ValueError("path: expected an .nwb file or a directory of them, got nothing")
-        length = self.align_range_ms[1] - self.align_range_ms[0]
-        if length % self.bin_ms:
-            raise ValueError(f"align_range_ms: window length {length} ms is not a multiple of bin_ms={self.bin_ms}")
-        if self.window_ms % self.bin_ms:
-            raise ValueError(f"window_ms: {self.window_ms} ms is not a multiple of bin_ms={self.bin_ms}")
-        if self.stride_ms is not None and self.stride_ms % self.bin_ms:
-            raise ValueError(f"stride_ms: {self.stride_ms} ms is not a multiple of bin_ms={self.bin_ms}")
-        if self.unit_column is not None and not self.unit_values:
-            raise ValueError("unit_values: unit_column is set, so list the values of the units to keep")
-        if self.cut == "trials" and self.splits == "reference" and self.split_column is None:
-            raise ValueError("splits: 'reference' needs a split_column")
 
 
 def nwb_files(path: str | Path) -> list[Path]:
@@ -235,6 +174,7 @@ class _FileTrials:
     split_values: np.ndarray
     trial_ids: np.ndarray
     n_heldin: int
+    lengths: np.ndarray
 
 
 class NwbSource(DataSource):
@@ -243,6 +183,10 @@ class NwbSource(DataSource):
     config_class = NwbConfig
 
     def load(self) -> SpikeData:
+        if self.config.cut == "stored":
+            from ldns_plugins.nwb.stored import stored_config
+
+            return NwbSource(stored_config(self.config)).load()
         cfg = self.config
         parts, skipped = [], []
         files = nwb_files(cfg.path)
@@ -261,6 +205,7 @@ class NwbSource(DataSource):
                 raise DataError(f"{part.name}: units", f"unit ids (held-in then held-out) differ from those of "
                                                        f"{first.name}; all files must have the same units")
         counts = parts[0].counts if len(parts) == 1 else np.concatenate([p.counts for p in parts])
+        lengths = np.concatenate([p.lengths for p in parts])
         behaviour = {name: np.concatenate([p.behaviour[name] for p in parts]) for name in first.behaviour}
         split_values = np.concatenate([p.split_values for p in parts])
         if not cfg.allow_silent_units:
@@ -268,8 +213,10 @@ class NwbSource(DataSource):
             if silent.size:
                 raise DataError(f"{cfg.path}: units", f"units {silent.tolist()[:10]} have no spikes in any selected "
                                                       f"window (allow_silent_units: true keeps them)")
+        splits = self._splits(split_values)
         metadata = {
             "source": str(cfg.path), "files": [p.name for p in parts], "skipped_files": skipped,
+            "unit_ids": first.unit_ids.tolist(),
             "trial_file": np.concatenate([np.full(len(p.trial_ids), i) for i, p in enumerate(parts)]).tolist(),
             "trial_ids": np.concatenate([p.trial_ids for p in parts]).tolist(),
             "trial_split": split_values.tolist(),
@@ -282,9 +229,9 @@ class NwbSource(DataSource):
                             intervals=cfg.intervals, tags=list(cfg.tags))
             for key in ("align_event", "align_range_ms", "trial_split"):
                 metadata.pop(key)
-        return SpikeData(counts, covariates=behaviour, bin_width_s=cfg.bin_ms / 1000.0,
-                         neuron_ids=tuple(str(i) for i in first.unit_ids), splits=self._splits(split_values),
-                         metadata=metadata)
+        metadata["listing"] = selection_listing(cfg, metadata, splits, n_bins=counts.shape[1])
+        return SpikeData(counts, lengths=lengths, covariates=behaviour, bin_width_s=cfg.bin_ms / 1000.0,
+                         neuron_ids=tuple(str(i) for i in first.unit_ids), splits=splits, metadata=metadata)
 
     # -- splits ---------------------------------------------------------------------------------
     def _splits(self, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -325,12 +272,15 @@ class NwbSource(DataSource):
                 cut = self._trial_windows(nwb, name)
                 if cut is None:
                     return None
-                event, split_values, trial_ids, stop_s = cut
+                event, split_values, trial_ids, stop_s, trial_stops = cut
                 unit_ids, heldin, unit_ms, observed = self._units(nwb, name)
                 start, stop = cfg.align_range_ms
                 n_bins = (stop - start) // cfg.bin_ms
                 starts = window_starts_ms(event, start, cfg.bin_ms)
-                end_ms = self._check_windows(name, starts, n_bins, observed, stop_s, trial_ids)
+                lengths = np.full(len(starts), n_bins, dtype=np.int64)
+                if cfg.lengths_from_stop:
+                    lengths = self._lengths_to_stop(name, starts, trial_stops, n_bins, trial_ids)
+                end_ms = self._check_windows(name, starts, lengths, observed, stop_s, trial_ids)
                 beh_starts = window_starts_ms(event, start + cfg.behavior_lag_ms, cfg.bin_ms)
             else:
                 unit_ids, heldin, unit_ms, observed = self._units(nwb, name)
@@ -341,6 +291,7 @@ class NwbSource(DataSource):
                     return None
                 split_values = np.full(len(starts), "window", dtype=object)
                 trial_ids = starts
+                lengths = np.full(len(starts), n_bins, dtype=np.int64)
                 beh_starts = -(-(starts + cfg.behavior_lag_ms) // cfg.bin_ms) * cfg.bin_ms
             need = len(starts) * n_bins * len(unit_ms) * 4 + (4 * 8 * end_ms if cfg.behavior else 0)
             if need > cfg.memory_limit_mb * 2**20:
@@ -349,6 +300,8 @@ class NwbSource(DataSource):
                                 f"bins x {len(unit_ms)} units, plus the behaviour grid), above the limit of "
                                 f"{cfg.memory_limit_mb} MB; select fewer trials or units, or raise the limit")
             counts = bin_spikes(unit_ms, starts, n_bins, cfg.bin_ms)
+            padding = np.arange(n_bins)[None, :] >= lengths[:, None]  # (windows, n_bins): past each trial's stop
+            counts[padding] = 0
 
             behaviour, units = {}, {}
             for series_name in cfg.behavior:
@@ -359,14 +312,17 @@ class NwbSource(DataSource):
                                            f"recording [0, {end_ms}) ms")
                 values, times = self._series_data(series, field)
                 scale = cfg.behavior_scale if cfg.behavior_scale is not None else float(series.conversion)
-                behaviour[series_name.rsplit("/", 1)[-1]] = behaviour_on_bins(
-                    times, values, end_ms, beh_starts, n_bins, cfg.bin_ms) * scale
+                on_bins = behaviour_on_bins(times, values, end_ms, beh_starts, n_bins, cfg.bin_ms) * scale
+                on_bins[padding] = 0.0
+                behaviour[series_name.rsplit("/", 1)[-1]] = on_bins
                 units[series_name] = str(series.unit) if cfg.behavior_scale is None else "scaled"
         return _FileTrials(name=name, unit_ids=unit_ids, counts=counts, behaviour=behaviour, behaviour_units=units,
-                           split_values=split_values, trial_ids=np.asarray(trial_ids), n_heldin=int(heldin))
+                           split_values=split_values, trial_ids=np.asarray(trial_ids), n_heldin=int(heldin),
+                           lengths=lengths)
 
-    def _trial_windows(self, nwb: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-        """Alignment times, split values and ids of the selected trials, and the last trial's stop."""
+    def _trial_windows(self, nwb: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray] | None:
+        """Alignment times, split values and ids of the selected trials, the last trial's stop, and the
+        selected trials' stop times (s)."""
         cfg = self.config
         trials = nwb.trials
         if trials is None:
@@ -390,8 +346,8 @@ class NwbSource(DataSource):
             bad = keep[~np.isfinite(event)]
             raise DataError(f"{name}: trials.{cfg.align_event}", f"not a finite time in trials {bad.tolist()[:10]}")
         trial_ids = np.asarray(trials.id.data[:], dtype=np.int64)[keep]
-        stop_s = float(np.max(trials["stop_time"].data[:]))
-        return event, split_values[keep], trial_ids, stop_s
+        stops = np.asarray(trials["stop_time"].data[:], dtype=np.float64)
+        return event, split_values[keep], trial_ids, float(np.max(stops)), stops[keep]
 
     @staticmethod
     def _recording_end_ms(nwb: Any, unit_ms: list[np.ndarray], observed: Any) -> int:
@@ -485,11 +441,23 @@ class NwbSource(DataSource):
                 observed = (observed, round(float(all_ends.max()) * 1000))
         return ids[order], int((~heldout[order]).sum()), unit_ms, observed
 
-    def _check_windows(self, name: str, starts: np.ndarray, n_bins: int, observed: Any, stop_s: float,
+    def _lengths_to_stop(self, name: str, starts: np.ndarray, stops_s: np.ndarray, n_bins: int,
+                         trial_ids: np.ndarray) -> np.ndarray:
+        """Bins of each window before its trial's stop_time (at most n_bins); an error when a trial
+        stops before its first bin ends."""
+        stops_ms = np.floor(np.round(stops_s * 1000.0, 6)).astype(np.int64)
+        lengths = np.clip((stops_ms - starts) // self.config.bin_ms, 0, n_bins)
+        if np.any(lengths < 1):
+            bad = trial_ids[lengths < 1]
+            raise DataError(f"{name}: trials.stop_time", f"trial ids {bad.tolist()[:10]} stop before the first "
+                                                         f"{self.config.bin_ms} ms bin of their window ends")
+        return lengths
+
+    def _check_windows(self, name: str, starts: np.ndarray, lengths: np.ndarray, observed: Any, stop_s: float,
                        trial_ids: np.ndarray) -> int:
-        """Every spike window inside the recording (inside one of the units' observation intervals, as
-        nlb_tools requires, when the file has them); returns the recording's end in ms."""
-        ends = starts + n_bins * self.config.bin_ms
+        """Every spike window (its valid bins) inside the recording (inside one of the units' observation
+        intervals, as nlb_tools requires, when the file has them); returns the recording's end in ms."""
+        ends = starts + lengths * self.config.bin_ms
         if observed is not None:
             intervals, end_ms = observed
             k = np.searchsorted(intervals[:, 0], starts, "right") - 1

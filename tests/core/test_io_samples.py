@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import attrs
 import numpy as np
 import pytest
 
@@ -30,9 +31,46 @@ def test_a_samples_file_round_trips(tmp_path):
         np.testing.assert_array_equal(getattr(back, field), getattr(original, field))
     assert (back.sampler, dict(back.sampler_options), back.sampler_label, back.seed, back.observation) == (
         "ddim", {"steps": 7, "eta": 0.5}, "ddim (steps=7, eta=0.5)", 11, "poisson")
-    assert back.info() == original.info()
+    assert back.info() == original.info() and back.provenance == {}
     assert read_samples(write_samples(samples(condition=False), tmp_path / "u.npz")).condition is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz", "u.npz"]  # written atomically
+
+
+def test_the_condition_in_data_units_round_trips_as_covariates_of_the_generated_trials(tmp_path):
+    velocity = np.random.default_rng(1).normal(size=(3, 6, 2))  # (n, T, 2)
+    angle = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # (n, 2) [cos, sin]
+    original = attrs.evolve(samples(), covariates={"hand_vel": velocity, "reach_angle": angle})
+    back = read_samples(write_samples(original, tmp_path / "s.npz"))
+    assert sorted(back.covariates) == ["hand_vel", "reach_angle"]
+    np.testing.assert_array_equal(back.covariates["hand_vel"], velocity)
+    generated = back.to_spike_data(0.005)
+    np.testing.assert_array_equal(generated.covariates["reach_angle"], angle)
+    assert read_samples(write_samples(samples(), tmp_path / "u.npz")).covariates == {}
+
+
+def test_the_run_provenance_is_stored_with_the_samples(tmp_path):
+    import attrs
+
+    provenance = {"run": "runs/x", "spec": "seed: 0\n", "bin_width_s": 0.005, "unit_ids": ["7", "9", "11", "12"]}
+    back = read_samples(write_samples(attrs.evolve(samples(), provenance=provenance), tmp_path / "s.npz"))
+    assert back.provenance == provenance
+
+
+def test_the_provenance_of_a_run_directory(tmp_path):
+    import json
+
+    from ldns_framework.io.provenance import run_provenance
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "spec.yaml").write_text("seed: 0\n")
+    (tmp_path / "environment.json").write_text(json.dumps({"packages": {"numpy": "2.0"}, "seed": 0}))
+    (tmp_path / "data" / "summary.json").write_text(json.dumps(
+        {"bin_width_s": 0.005, "metadata": {"unit_ids": [3, 4], "n_heldin": 1, "trial_ids": [1, 2]}}))
+    assert run_provenance(tmp_path) == {"run": str(tmp_path), "spec": "seed: 0\n", "packages": {"numpy": "2.0"},
+                                        "bin_width_s": 0.005, "unit_ids": [3, 4], "n_heldin": 1}
+    (tmp_path / "data" / "summary.json").unlink()
+    with pytest.raises(LdnsError, match=r"summary\.json: file not found"):
+        run_provenance(tmp_path)
 
 
 def test_samples_from_elsewhere_need_only_counts(tmp_path):
@@ -68,10 +106,11 @@ def test_bad_files_are_one_line_errors(tmp_path):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("s.nwb", "--out: expected a file name ending in .npz, got 's.nwb'"),
-    ("e10", "--out: expected a file name ending in .npz, got 'e10' \\(for example e10.npz\\)"),
-    ("s.NPZ", "--out: expected a file name ending in .npz"),  # numpy would append .npz to it
-    ("adir", "--out: .*adir is a directory; expected a .npz file name"),
+    ("s.h5", "--out: expected a file name ending in .npz or .nwb, got 's.h5'"),
+    ("e10", "--out: expected a file name ending in .npz or .nwb, got 'e10' \\(for example e10.npz\\)"),
+    ("s.NPZ", "--out: expected a file name ending in .npz or .nwb"),  # numpy would append .npz to it
+    ("adir", "--out: .*adir is a directory; expected a .npz or .nwb file name"),
+    ("afile/s.nwb", "--out: .*afile is a file, not a directory"),
     ("afile/s.npz", "--out: .*afile is a file, not a directory"),
 ])
 def test_bad_output_paths_are_refused_and_nothing_is_written(tmp_path, name, message):
