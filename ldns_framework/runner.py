@@ -34,8 +34,8 @@ from ldns_framework.model import (TrainedModel, build_autoencoder, build_generat
 from ldns_framework.rundir import (STAGES, RunLock, clean_temporaries, create_run_dir, environment_record, json_text,
                                    read_json, write_json, yaml_text)
 from ldns_framework.spec import COMPONENT_SECTIONS, ResolvedSpec, load_spec_file
-from ldns_framework.training import (Interrupted, StopSignals, Trainer, clean_stage, derive_seed, seed_everything,
-                                     stage_complete)
+from ldns_framework.training import (Interrupted, StopSignals, Trainer, agreed_stop, clean_stage, derive_seed,
+                                     on_rank_zero, seed_everything, stage_complete)
 
 __all__ = ["STAGES", "StageRunner", "check_provenance"]
 
@@ -107,6 +107,7 @@ class StageRunner:
         self._latent_stats: LatentStats | None = None
         self._conditioner: Any = None
         self._generator: Any = None
+        self._completed: frozenset[str] = frozenset()  # stages a resumed run finds done
         self._stop = StopSignals()
 
     def stages(self, until: str | None = None) -> tuple[str, ...]:
@@ -135,7 +136,9 @@ class StageRunner:
             self._data = data
             try:
                 for stage in stages:
-                    self._stop.check()
+                    signum = agreed_stop(self.fabric, self._stop)  # all processes stop together
+                    if signum:
+                        raise Interrupted(signum)
                     seed_everything(derive_seed(self.spec.seed, stage))
                     getattr(self, f"_stage_{stage}")(resume)
             except Interrupted as exc:
@@ -170,27 +173,47 @@ class StageRunner:
             return None
         data = self._data
         return TrainedModel(self.spec, self.registry, encoder=self._encoder, observation=self._observation,
-                            n_neurons=data.n_neurons, n_time=data.n_time, fabric=self.fabric, run_dir=self.run_dir,
+                            n_neurons=data.n_neurons, n_time=data.n_time, device=self.fabric.device,
+                            run_dir=self.run_dir,
                             observation_fitted=self._observation_fitted, generator=self._generator,
                             conditioner=self._conditioner, latent_stats=self._latent_stats, data=lambda: data,
                             train_encoding=self._train_encoding)
 
     # -- run directory ------------------------------------------------------------------------
+    @property
+    def _writer(self) -> bool:
+        """Whether this process writes the run: the only one, or process 0 of a data-parallel group."""
+        return self.fabric is None or self.fabric.is_global_zero
+
     @contextlib.contextmanager
     def _run_dir_lock(self, resume: bool) -> Iterator[None]:
-        """Create the run directory (whole, with its spec and environment) or check the one being
-        resumed, holding its lock meanwhile; only the first process writes under DDP."""
-        if self.fabric is not None and not self.fabric.is_global_zero:
-            self.fabric.barrier()
-            yield
-            return
-        lock = self._open_run_dir(resume)
+        """Create the run directory (whole, with its spec and environment) or check and clean the
+        one being resumed, holding its lock meanwhile. Under DDP only process 0 opens, locks and
+        writes it; the others wait for it and take the stages it found done (or its error)."""
+        lock: RunLock | None = None
+
+        def open_run_dir() -> frozenset[str]:
+            nonlocal lock
+            lock = self._open_run_dir(resume)
+            try:
+                return self._stages_done() if resume else frozenset()
+            except BaseException:
+                lock.release()
+                raise
+
+        self._completed = on_rank_zero(self.fabric, open_run_dir)
         try:
-            if self.fabric is not None:
-                self.fabric.barrier()
             yield
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
+
+    def _stages_done(self) -> frozenset[str]:
+        """The stages whose product a resumed run loads instead of computing again."""
+        done = {stage for stage in ("encoder", "observation", "generator") if stage_complete(self.run_dir / stage)}
+        if (self.run_dir / "latent_stats.json").is_file():
+            done.add("latents")
+        return frozenset(done)
 
     def _open_run_dir(self, resume: bool) -> RunLock:
         spec_path = self.run_dir / "spec.yaml"
@@ -199,7 +222,8 @@ class StageRunner:
             return create_run_dir(self.run_dir, {
                 "spec.yaml": yaml_text(self.spec.to_dict()),
                 "environment.json": json_text(environment_record(
-                    self.spec.seed, device, {"plugins": self.registry.provenance(self.spec)}))})
+                    self.spec.seed, device, {"plugins": self.registry.provenance(self.spec),
+                                             "processes": self.fabric.world_size if self.fabric is not None else 1}))})
         if not resume:
             raise LdnsError(f"{self.run_dir}: run directory already exists; pass --resume to continue it "
                             "or choose a new --out")
@@ -220,11 +244,18 @@ class StageRunner:
         return lock
 
     def _start(self, stage: str) -> None:
-        self.registry.hook.ldns_stage_start(stage=stage, run_dir=self.run_dir, spec=self.spec)
+        if self._writer:  # hooks may write beside the run: process 0 alone calls them
+            self.registry.hook.ldns_stage_start(stage=stage, run_dir=self.run_dir, spec=self.spec)
 
     def _end(self, stage: str, summary: Mapping[str, Any], line: str) -> None:
-        say(f"{stage}: {line}")
-        self.registry.hook.ldns_stage_end(stage=stage, run_dir=self.run_dir, summary=dict(summary))
+        self._say(f"{stage}: {line}")
+        if self._writer:
+            self.registry.hook.ldns_stage_end(stage=stage, run_dir=self.run_dir, summary=dict(summary))
+
+    def _say(self, message: str) -> None:
+        """A progress line, from process 0 alone under DDP."""
+        if self._writer:
+            say(message)
 
     def _trainer(self, stage: str) -> Trainer:
         def on_epoch_end(record: dict[str, Any]) -> None:
@@ -250,7 +281,8 @@ class StageRunner:
         """The training split's latents and rates: encoded once per fit, by the first stage that needs them."""
         if self._train_encoding is None:
             self._train_encoding = encode_trials(self._encoder, self._data.split("train"), self.fabric.device,
-                                                 progress=self.progress, trial_index=self._data.splits["train"])
+                                                 progress=self.progress and self._writer,
+                                                 trial_index=self._data.splits["train"])
         return self._train_encoding
 
     # -- stages -------------------------------------------------------------------------------
@@ -261,7 +293,8 @@ class StageRunner:
         if self._split("train") is None:
             raise DataError("splits", "the data has no training trials (split 'train')")
         summary = self._data.summary()
-        write_json(self.run_dir / "data" / "summary.json", summary)
+        if self._writer:
+            write_json(self.run_dir / "data" / "summary.json", summary)
         self._end("data", summary, f"{summary['trials']} trials "
                                    f"({', '.join(f'{k} {v}' for k, v in summary['splits'].items())}), "
                                    f"{summary['neurons']} neurons, {summary['bins']} bins")
@@ -269,9 +302,9 @@ class StageRunner:
     def _stage_encoder(self, resume: bool) -> None:
         self._encoder, self._observation = build_autoencoder(self.spec, self.registry, self._data.n_neurons)
         stage_dir = self.run_dir / "encoder"
-        if resume and stage_complete(stage_dir):
+        if "encoder" in self._completed:
             load_stage_weights(self._encoder, stage_dir)
-            say("encoder: complete (loaded)")
+            self._say("encoder: complete (loaded)")
             return
         self._start("encoder")
         likelihood = self._encoder_likelihood().to(self.fabric.device)  # scores on the encoder's device
@@ -298,10 +331,10 @@ class StageRunner:
     def _stage_observation(self, resume: bool) -> None:
         stage_dir = self.run_dir / "observation"
         kind = self.spec.components["observation"].type
-        if resume and stage_complete(stage_dir):
+        if "observation" in self._completed:
             load_stage_weights(self._observation, stage_dir)
             self._observation_fitted = True
-            say("observation: complete (loaded)")
+            self._say("observation: complete (loaded)")
             return
         self._start("observation")
         summary: dict[str, Any] = {}
@@ -319,14 +352,15 @@ class StageRunner:
 
     def _stage_latents(self, resume: bool) -> None:
         stats_path = self.run_dir / "latent_stats.json"
-        if resume and stats_path.is_file():
+        if "latents" in self._completed:
             self._latent_stats = LatentStats.load(stats_path)
-            say("latents: complete (loaded)")
+            self._say("latents: complete (loaded)")
             return
         self._start("latents")
         encoded = self._encoded_train()
         self._latent_stats = LatentStats.from_latents(encoded.latents, encoded.data.mask(), self.spec.latents.clamp)
-        self._latent_stats.save(stats_path)
+        if self._writer:
+            self._latent_stats.save(stats_path)
         summary = {"mean": self._latent_stats.mean.tolist(), "std": self._latent_stats.std.tolist()}
         std = self._latent_stats.std
         self._end("latents", summary, f"{std.size} channels normalised (std {float(std.min()):.3g} to "
@@ -335,15 +369,16 @@ class StageRunner:
     def _stage_generator(self, resume: bool) -> None:
         stage_dir = self.run_dir / "generator"
         kind = self.spec.components["generator"].type
-        if resume and stage_complete(stage_dir):
+        if "generator" in self._completed:
             self._conditioner, self._generator = load_generator(self.run_dir, self.spec, self.registry,
                                                                 self._latent_dim())
-            say("generator: complete (loaded)")
+            self._say("generator: complete (loaded)")
             return
         self._start("generator")
         self._conditioner = self.registry.build("conditioner", self.spec.components["conditioner"])
         self._conditioner.fit(self._data, self._data.splits["train"])
-        write_json(self.run_dir / "conditioner.json", self._conditioner.state())
+        if self._writer:
+            write_json(self.run_dir / "conditioner.json", self._conditioner.state())
         self._generator = build_generator(self.spec, self.registry, self._latent_dim(), self._conditioner)
         train = self._generator_tensors(self._encoded_train())
         val_part = self._split("val")
@@ -356,10 +391,11 @@ class StageRunner:
             summary, line = self._train_generator(kind, train, val, resume)
         self._end("generator", summary, line)
 
-    @staticmethod
-    def _commit_fitted(stage_dir: Path, module: Any, state: dict[str, Any]) -> None:
+    def _commit_fitted(self, stage_dir: Path, module: Any, state: dict[str, Any]) -> None:
         """A fitted (not gradient-trained) stage: its weights (when it has any), then its manifest
-        naming them with their sha256, marked complete."""
+        naming them with their sha256, marked complete (process 0 writes; every process fitted alike)."""
+        if not self._writer:
+            return
         weights = module.state_dict()
         if weights:
             state = {**state, "weights": {"file": "weights.safetensors",

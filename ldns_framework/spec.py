@@ -21,7 +21,7 @@ import yaml
 
 from ldns_framework.config import did_you_mean, option
 from ldns_framework.errors import MAX_LINE, LdnsError, SpecError, SpecErrors, shorten, shown
-from ldns_framework.limits import MAX_THREADS, SEED_MAX
+from ldns_framework.limits import DEVICE_FORM, MAX_THREADS, SEED_MAX
 from ldns_framework.structure import structure_config, unstructure_config
 
 #: Component sections of a spec -> the component kind each holds. Default types are registered
@@ -106,7 +106,10 @@ class SampleSpec:
         return {"sampler": self.sampler, **unstructure_config(self.options), **sizes}
 
 
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?|mps")
+#: Lightning Fabric strategies a run may ask for (each keeps whole modules on every process).
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
+MAX_DEVICES = 1024
+MAX_NODES = 10_000
 
 
 @attrs.frozen
@@ -121,19 +124,42 @@ class RunConfig:
                                      "when the run executes.")
     precision: str = option("32-true", doc="Lightning Fabric precision ('16-mixed' runs as 'bf16-mixed' on a CPU).",
                             coerce=str, choices=("32-true", "32", "bf16-mixed", "16-mixed"))
-    num_threads: int = option(0, doc="torch CPU threads (0 = torch's default); at most 4 x the CPUs of the "
-                                     "machine the run executes on.", ge=0, le=MAX_THREADS)
+    num_threads: int = option(0, doc="torch CPU threads per process (0 = torch's default); at most 4 x the CPUs "
+                                     "of the machine the run executes on.", ge=0, le=MAX_THREADS)
+    devices: int = option(1, doc="Training processes per node, one per device (GPUs, or CPU processes with "
+                                 "device 'cpu'); above 1 every trained stage runs data-parallel (docs/distributed.md).",
+                          ge=1, le=MAX_DEVICES)
+    num_nodes: int = option(1, doc="Nodes (machines) training together; each runs `devices` processes.",
+                            ge=1, le=MAX_NODES)
+    strategy: str = option("auto", doc="Lightning Fabric strategy: 'auto' (one process, or DDP when devices x "
+                                       "num_nodes > 1), 'ddp', or 'ddp_find_unused_parameters_true' (DDP for a "
+                                       "component whose loss leaves some parameters unused).", choices=STRATEGIES)
 
     def __attrs_post_init__(self) -> None:
-        if not _DEVICE.fullmatch(self.device):
+        if not DEVICE_FORM.fullmatch(self.device):
             raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {shown(self.device)}")
+        if self.devices > 1 and (self.device == "mps" or self.device.startswith("cuda:")):
+            raise ValueError(f"devices: {self.device!r} names one device, so devices must be 1, got {self.devices}; "
+                             "use device 'cuda' (or 'cpu') with devices N")
+
+    @property
+    def world_size(self) -> int:
+        """Training processes in all: ``devices`` x ``num_nodes``."""
+        return self.devices * self.num_nodes
 
     def check_machine(self) -> None:
-        """Raise :class:`SpecError` when this machine lacks the device or the CPUs asked for."""
+        """Raise :class:`SpecError` when this machine lacks the device, the GPUs or the CPUs asked for."""
         from ldns_framework.limits import check_device, check_threads
 
         check_device(self.device, "run.device")
         check_threads(self.num_threads, "run.num_threads")
+        if self.devices > 1 and self.device in ("auto", "cuda"):
+            import torch
+
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if 0 < count < self.devices or self.device == "cuda" and count < self.devices:
+                raise SpecError("run.devices", f"{self.devices} processes on {self.device!r} need {self.devices} "
+                                               f"CUDA devices on each node; this machine has {count}")
 
 
 @attrs.frozen

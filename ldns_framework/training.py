@@ -22,11 +22,18 @@ the only thing a resume trusts: files it does not name (a checkpoint written bef
 ``weights.safetensors`` not yet committed), temporaries and log lines past its recorded length
 are removed, so no kill can pair weights with the wrong counter or duplicate a log line.
 
-Exactness: every epoch seeds the global RNGs (torch, numpy, Python's ``random``) and the
-data-loader order from (seed, stage, epoch, rank); a checkpoint also stores the RNG states, so a
+Exactness: every epoch seeds the trial order from (seed, stage, epoch) and the global RNGs (torch,
+numpy, Python's ``random``) from (seed, stage, epoch, rank); a checkpoint also stores the RNG states, so a
 run resumed from any checkpoint, at an epoch boundary or mid-epoch after SIGINT/SIGTERM
 (:class:`StopSignals`), reaches the same weights bit for bit as one that never stopped (on CPU).
 Component state such as an EMA and its update counter lives in buffers, saved with the weights.
+
+Data parallelism (``run.devices`` x ``run.num_nodes`` processes, docs/distributed.md): the
+processes split every global batch (:func:`shard_batches`), DDP all-reduces the gradients, so
+every process holds the same weights, optimiser state and EMA after each step; validation sums
+and the log's training losses are added up over processes; process 0 alone writes, and every
+decision taken from the directory (resume or not, which checkpoint) is its, broadcast
+(:func:`on_rank_zero`). A stop signal stops all processes at the end of the epoch.
 """
 
 from __future__ import annotations
@@ -35,27 +42,28 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import random
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, NamedTuple, Sequence, TypeVar
 
 import attrs
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from ldns_framework.checkpoint import (load_tensors, load_weights, optimizer_from_tensors, optimizer_to_tensors,
                                        save_tensors)
-from ldns_framework.errors import LdnsError, shown
+from ldns_framework.errors import MAX_LINE, LdnsError, SpecError, shorten, shown
 from ldns_framework.rundir import append_jsonl, clean_temporaries, read_json, remove, truncate, write_json
 from ldns_framework.spec import TrainConfig
 
 LossFn = Callable[..., dict[str, torch.Tensor]]
+T = TypeVar("T")
 EpochCallback = Callable[[dict[str, Any]], None]
 
 #: Version of the stage manifest (state.json) written by :class:`Trainer`.
@@ -175,17 +183,99 @@ class StopSignals:
             raise Interrupted(self.signum)
 
 
-# -- devices ----------------------------------------------------------------------------------------
-def make_fabric(device: str = "auto", precision: str = "32-true", strategy: str = "auto", devices: Any = 1) -> Any:
-    """A Lightning Fabric for ``run.device`` / ``run.precision`` (CPU unless a GPU is asked for or found)."""
+def agreed_stop(fabric: Any, stop: StopSignals) -> int:
+    """The signal that asked to stop (0 for none): this process's, or under DDP any process's, so
+    that all stop at the same point (torchrun forwards a signal to every process; a test or a
+    scheduler may signal one)."""
+    if fabric is None or fabric.world_size == 1:
+        return stop.signum or 0
+    flag = torch.tensor(stop.signum or 0, dtype=torch.int64, device=fabric.device)
+    return int(fabric.all_reduce(flag, reduce_op="max"))
+
+
+# -- devices and processes --------------------------------------------------------------------------
+#: Environment variables a launcher (torchrun, `fabric run`) sets in each process it starts.
+_LAUNCHED_ENV = ("LOCAL_WORLD_SIZE", "WORLD_SIZE")
+
+
+def make_fabric(device: str = "auto", precision: str = "32-true", strategy: str = "auto", devices: int = 1,
+                num_nodes: int = 1) -> Any:
+    """A Lightning Fabric for the spec's ``run`` section (CPU unless a GPU is asked for or found).
+
+    With ``devices`` x ``num_nodes`` > 1 the processes are joined (launched) here: a process that
+    torchrun, `fabric run` or srun started joins the group they started; a process started by hand
+    starts the other processes of its node itself (Fabric re-runs the same command in each).
+    """
     from lightning_fabric import Fabric
+    from lightning_fabric.strategies import SingleDeviceStrategy
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     if device.startswith("cuda:"):
-        accelerator, devices = "cuda", [int(device.split(":")[1])]
+        accelerator, parallel = "cuda", [int(device.split(":")[1])]
     else:
-        accelerator = device
-    fabric = Fabric(accelerator=accelerator, devices=devices, precision=_fabric_precision(precision), strategy=strategy)
+        accelerator, parallel = device, devices
+    _check_launcher(devices, num_nodes)
+    try:
+        fabric = Fabric(accelerator=accelerator, devices=parallel, num_nodes=num_nodes,
+                        precision=_fabric_precision(precision), strategy=strategy)
+    except (ValueError, RuntimeError, MisconfigurationException) as exc:  # its checks of the devices and cluster
+        raise SpecError("run", _one_line(exc)) from None
+    # Fabric's own flag: `fabric run` has already launched (joined) in the constructor
+    if not isinstance(fabric.strategy, SingleDeviceStrategy) and not fabric._launched:
+        try:
+            fabric.launch()
+        except ValueError as exc:  # the cluster's process counts against the spec's (SLURM)
+            raise SpecError("run", _one_line(exc)) from None
+        except RuntimeError as exc:  # e.g. the rendezvous address cannot be reached
+            raise LdnsError(f"cannot start or join the {devices * num_nodes} training processes: "
+                            f"{_one_line(exc)}") from None
     return fabric
+
+
+def _one_line(exc: BaseException) -> str:
+    """A Lightning or torch error message (often several lines) on one bounded line."""
+    return shorten(" ".join(str(exc).split()), MAX_LINE)
+
+
+def _check_launcher(devices: int, num_nodes: int) -> None:
+    """A process started by torchrun or `fabric run` checks the process counts it was given against
+    the spec's, naming the option to change (Fabric would fail later, less clearly)."""
+    local, world = (os.environ.get(name) for name in _LAUNCHED_ENV)
+    if local is None or world is None or not local.isdigit() or not world.isdigit():
+        return
+    if int(local) != devices:
+        raise SpecError("run.devices", f"the launcher started {local} processes on this node but the spec asks for "
+                                       f"{devices}; set run.devices: {local} (or --set run.devices={local})")
+    if int(world) != devices * num_nodes:
+        nodes = int(world) // max(1, int(local))
+        raise SpecError("run.num_nodes", f"the launcher started {world} processes in all ({nodes} node(s) of {local}) "
+                                         f"but the spec asks for {devices * num_nodes}; set run.num_nodes: {nodes}")
+
+
+def on_rank_zero(fabric: Any, fn: Callable[[], T]) -> T:
+    """``fn()`` run by process 0 alone, its result handed to every process.
+
+    The other processes wait instead of racing process 0 on the run directory; when ``fn`` fails,
+    every process raises (process 0 its own error, the others an :class:`LdnsError` with its
+    message), so none waits forever for a process that has stopped.
+    """
+    if fabric is None or fabric.world_size == 1:
+        return fn()
+    outcome: tuple[bool, Any] | None = None
+    failure: BaseException | None = None
+    if fabric.is_global_zero:
+        try:
+            outcome = (True, fn())
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the others are told
+            failure = exc
+            outcome = (False, str(exc) if isinstance(exc, LdnsError) else
+                       f"process 0 stopped with {type(exc).__name__}: {exc}")
+    ok, value = fabric.broadcast(outcome, src=0)
+    if failure is not None:
+        raise failure
+    if not ok:
+        raise LdnsError(value)
+    return value
 
 
 def _fabric_precision(precision: str) -> str:
@@ -268,11 +358,64 @@ class _Position:
     best_epoch: int = 0
 
 
+class Shard(NamedTuple):
+    """This process's part of one global batch: its trial ``indices`` (never empty), ``trials``
+    of them its own (0 for an idle process's stand-in) out of the batch's ``batch_trials``."""
+
+    indices: torch.Tensor
+    trials: int
+    batch_trials: int
+
+
+def shard_batches(order: torch.Tensor, batch_size: int, rank: int, world_size: int) -> list[Shard]:
+    """Split ``order`` (trial indices) into global batches of ``batch_size`` trials, as one process
+    would take them, and give process ``rank`` of ``world_size`` trials rank, rank + W, ... of each.
+
+    So the processes together see exactly the single process's batches, whatever their number. A
+    batch with fewer trials than processes lends an idle process its first trial as a stand-in
+    weighed 0, so that every process still takes part in the gradient all-reduce.
+    """
+    shards = []
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        mine = batch[rank::world_size]
+        shards.append(Shard(mine if len(mine) else batch[:1], len(mine), len(batch)))
+    return shards
+
+
+class _Inputs:
+    """A batch's tensors in a holder that Fabric's mixed-precision plugin leaves closed: it would cast
+    float inputs (normalised latents) to bfloat16, rounding the data itself, where autocast alone
+    chooses the precision op by op."""
+
+    def __init__(self, tensors: Sequence[torch.Tensor]) -> None:
+        self.tensors = tuple(tensors)
+
+
+class _LossModule(torch.nn.Module):
+    """A component and its loss as one ``forward``: the loss runs inside the strategy's wrapper (DDP
+    readies its gradient all-reduce in ``forward``) and under its autocast, whichever method of the
+    component it calls."""
+
+    def __init__(self, module: torch.nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.module = module
+        self.loss_fn = loss_fn
+
+    def forward(self, inputs: _Inputs) -> dict[str, torch.Tensor]:
+        return self.loss_fn(self.module, *inputs.tensors)
+
+
 class Trainer:
     """Runs one stage; see the module docstring for what it writes and how it resumes.
 
     ``description`` names the stage (progress bar and seeds). ``stop`` is the :class:`StopSignals`
     of the caller (a stage runner); without one, :meth:`fit` listens for signals itself.
+
+    Under data parallelism (a Fabric of W processes) ``config.batch_size`` stays the global batch:
+    each process takes its share of every batch (:func:`shard_batches`) and weighs its loss by that
+    share, so the all-reduced gradient is the single process's for a loss that is a mean over
+    trials. Process 0 alone writes the stage directory; the others read what it committed.
     """
 
     def __init__(self, config: TrainConfig, stage_dir: str | Path, *, seed: int, fabric: Any = None,
@@ -306,16 +449,13 @@ class Trainer:
              val: Sequence[torch.Tensor] | None, *, resume: bool, after_step: Callable[[], None] | None,
              select_best: bool) -> TrainResult:
         cfg = self.config
-        manifest = read_manifest(self.dir)
-        if manifest is not None and not resume:
-            raise LdnsError(f"{self.dir}: this stage already has a checkpoint; pass --resume to continue it or choose a new --out")
         n_train = int(train[0].shape[0])
         if n_train == 0:
             raise LdnsError(f"{self.description}: the training split is empty")
         parameters = [p for p in module.parameters() if p.requires_grad]
         if not parameters:
             raise LdnsError(f"{self.description}: {type(module).__name__} has no trainable parameters to optimise")
-        self._clean(manifest)
+        manifest = on_rank_zero(self.fabric, lambda: self._open(resume))
         if manifest is not None and manifest.get("complete"):
             return self._load_complete(module, manifest)
         optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -323,25 +463,28 @@ class Trainer:
         if manifest is not None:
             position, best_state, resume_rng = self._restore(module, optimizer, manifest)
         resumed_from = position.epoch if manifest is not None else None
-        model, optimizer = self.fabric.setup(module, optimizer)
+        model, optimizer = self.fabric.setup(_LossModule(module, loss_fn), optimizer)
         batch_size = cfg.batch_size or n_train
+        world = self.fabric.world_size
         with tqdm(total=cfg.epochs, initial=position.epoch, desc=self.description, unit="epoch", dynamic_ncols=True,
                   disable=not (self.progress and self.fabric.is_global_zero)) as bar:
             for epoch in range(position.epoch, cfg.epochs):
                 started = time.perf_counter()
-                batches, n_batches = self._epoch_batches(train, batch_size, epoch, skip=position.batch)
-                total_steps = n_batches * cfg.epochs
+                shards = self._epoch_shards(n_train, batch_size, epoch)
+                total_steps = len(shards) * cfg.epochs
                 if resume_rng is not None:  # mid-epoch resume: the RNGs as they were after the last step
                     set_rng_state(*resume_rng)
                     resume_rng = None
                 model.train()
-                for tensors in batches:
+                for shard in shards[position.batch:]:
                     lr = cfg.lr * lr_factor(position.step, total_steps, cfg.warmup_fraction, cfg.final_lr_fraction)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                    parts = loss_fn(model, *tensors)
+                    parts = model(self._batch(train, shard))
+                    share = shard.trials / shard.batch_trials
                     optimizer.zero_grad(set_to_none=True)
-                    self.fabric.backward(parts["loss"])
+                    # DDP averages the processes' gradients: weighing each by W x its share makes that the batch mean
+                    self.fabric.backward(parts["loss"] * (share * world) if world > 1 else parts["loss"])
                     if cfg.grad_clip > 0:
                         self.fabric.clip_gradients(model, optimizer, max_norm=cfg.grad_clip)
                     optimizer.step()
@@ -350,18 +493,19 @@ class Trainer:
                     position.step += 1
                     position.batch += 1
                     for key, value in parts.items():
-                        position.sums[key] = position.sums.get(key, 0.0) + float(value.detach())
+                        position.sums[key] = position.sums.get(key, 0.0) + float(value.detach()) * share
                     position.batches += 1
-                    if position.batch < n_batches and stop.requested and self.fabric.world_size == 1:
+                    if position.batch < len(shards) and stop.requested and world == 1:
                         self._commit(module, optimizer, position, best_state)
                         stop.check()
+                sums = self._sum_over_processes(position.sums)
                 record: dict[str, Any] = {"epoch": epoch + 1, "step": position.step,
                                           "lr": optimizer.param_groups[0]["lr"],
-                                          **{f"train_{k}": v / max(1, position.batches) for k, v in position.sums.items()}}
+                                          **{f"train_{k}": v / max(1, position.batches) for k, v in sums.items()}}
                 last_epoch = epoch + 1 == cfg.epochs
                 has_val = val is not None and int(val[0].shape[0]) > 0
                 if has_val and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-                    val_parts = self.evaluate(model, loss_fn, val, batch_size)
+                    val_parts = self._evaluate(model, val, batch_size)
                     record.update({f"val_{k}": v for k, v in val_parts.items()})
                     if select_best and (position.best_loss is None or val_parts["loss"] < position.best_loss):
                         position.best_loss, position.best_epoch = val_parts["loss"], epoch + 1
@@ -373,7 +517,7 @@ class Trainer:
                     append_jsonl(self.dir / LOG_NAME, record)
                 position = _Position(epoch=epoch + 1, step=position.step, best_loss=position.best_loss,
                                      best_epoch=position.best_epoch)
-                stopping = self._stop_agreed(stop)
+                stopping = agreed_stop(self.fabric, stop)
                 if last_epoch:
                     self._finish(module, position, best_state if select_best else None)
                 elif (epoch + 1) % cfg.checkpoint_every == 0 or stopping:
@@ -384,49 +528,44 @@ class Trainer:
                                  if k.startswith(("train_", "val_loss"))}, refresh=False)
                 bar.update(1)
                 if stopping and not last_epoch:
-                    stop.check()
+                    raise Interrupted(stopping)
         return TrainResult(epochs_run=cfg.epochs - (resumed_from or 0), best_epoch=position.best_epoch,
                            best_val_loss=position.best_loss, resumed_from=resumed_from)
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, loss_fn: LossFn, tensors: Sequence[torch.Tensor],
-                 batch_size: int) -> dict[str, float]:
-        """Mean loss parts over ``tensors`` in eval mode (weighted by batch size)."""
+    def _evaluate(self, model: torch.nn.Module, tensors: Sequence[torch.Tensor], batch_size: int) -> dict[str, float]:
+        """Mean loss parts over ``tensors`` in eval mode (weighted by trials; the processes each
+        score their share of every batch and the sums are added up)."""
         was_training = model.training
         model.eval()
         sums: dict[str, float] = {}
-        total = 0
-        for batch in self._loader(tensors, batch_size, shuffle=False, epoch=0):
-            n = int(batch[0].shape[0])
-            for key, value in loss_fn(model, *batch).items():
-                sums[key] = sums.get(key, 0.0) + float(value) * n
-            total += n
+        n = int(tensors[0].shape[0])
+        for shard in shard_batches(torch.arange(n), batch_size, self.fabric.global_rank, self.fabric.world_size):
+            for key, value in model(self._batch(tensors, shard)).items():
+                sums[key] = sums.get(key, 0.0) + float(value) * shard.trials
         model.train(was_training)
-        return {k: v / max(1, total) for k, v in sums.items()}
+        return {k: v / n for k, v in self._sum_over_processes(sums).items()}
 
     # -- epochs --------------------------------------------------------------------------------
-    def _epoch_batches(self, train: Sequence[torch.Tensor], batch_size: int, epoch: int,
-                       skip: int) -> tuple[Iterator[Any], int]:
-        """(batches of ``epoch`` after the first ``skip``, batches in the epoch), the global RNGs
-        seeded for the epoch first: the order and every draw depend on (seed, stage, epoch, rank) only."""
+    def _epoch_shards(self, n_train: int, batch_size: int, epoch: int) -> list[Shard]:
+        """This process's part of every batch of ``epoch``, the global RNGs seeded for the epoch
+        first: the order depends on (seed, stage, epoch) only, every other draw also on the rank."""
         seed_everything(derive_seed(self.seed, self.description, "epoch", epoch, self.fabric.global_rank))
-        loader = self._loader(train, batch_size, shuffle=True, epoch=epoch)
-        batches = iter(loader)
-        for _ in range(skip):
-            next(batches)
-        return batches, len(loader)
-
-    def _loader(self, tensors: Sequence[torch.Tensor], batch_size: int, *, shuffle: bool, epoch: int) -> Any:
         generator = torch.Generator().manual_seed(derive_seed(self.seed, self.description, "order", epoch))
-        loader = DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, generator=generator)
-        return self.fabric.setup_dataloaders(loader, use_distributed_sampler=self.fabric.world_size > 1)
+        order = torch.randperm(n_train, generator=generator)  # (trials,): the same on every process
+        return shard_batches(order, batch_size, self.fabric.global_rank, self.fabric.world_size)
 
-    def _stop_agreed(self, stop: StopSignals) -> bool:
-        """Whether to stop after this epoch: a signal reached this process (any process, under DDP)."""
+    def _batch(self, tensors: Sequence[torch.Tensor], shard: Shard) -> _Inputs:
+        """The shard's trials of each tensor, on this process's device (only the batch is copied)."""
+        return _Inputs([self.fabric.to_device(t[shard.indices]) for t in tensors])
+
+    def _sum_over_processes(self, sums: dict[str, float]) -> dict[str, float]:
+        """``sums`` added up over the processes (every process holds the same keys)."""
         if self.fabric.world_size == 1:
-            return stop.requested
-        flag = torch.tensor(float(stop.requested), device=self.fabric.device)
-        return bool(self.fabric.all_reduce(flag, reduce_op="sum") > 0)
+            return sums
+        keys = sorted(sums)
+        values = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.fabric.device)
+        return dict(zip(keys, self.fabric.all_reduce(values, reduce_op="sum").tolist()))
 
     # -- commits -------------------------------------------------------------------------------
     def _commit(self, module: torch.nn.Module, optimizer: Any, position: _Position,
@@ -472,13 +611,17 @@ class Trainer:
             "log_bytes": log.stat().st_size if log.is_file() else 0, **files_and_state})
 
     # -- resume --------------------------------------------------------------------------------
-    def _clean(self, manifest: dict[str, Any] | None) -> None:
-        """:func:`clean_stage`, and note the checkpoint the manifest names (deleted once superseded)."""
-        if not self.fabric.is_global_zero:
-            return
+    def _open(self, resume: bool) -> dict[str, Any] | None:
+        """(Process 0.) The committed manifest, after :func:`clean_stage`; notes the checkpoint it
+        names (deleted once superseded). Without ``resume``, a manifest is an error."""
+        manifest = read_manifest(self.dir)
+        if manifest is not None and not resume:
+            raise LdnsError(f"{self.dir}: this stage already has a checkpoint; pass --resume to continue it or "
+                            "choose a new --out")
         clean_stage(self.dir)
         named = manifest is not None and "checkpoint" in manifest
         self._committed = manifest_file(self.dir, manifest, "checkpoint")[0] if named else None
+        return manifest
 
     def _load_complete(self, module: torch.nn.Module, manifest: dict[str, Any]) -> TrainResult:
         path, sha = manifest_file(self.dir, manifest, "weights")
@@ -490,7 +633,8 @@ class Trainer:
     def _restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, manifest: dict[str, Any]
                  ) -> tuple[_Position, dict[str, torch.Tensor] | None, tuple[dict[str, torch.Tensor], Any] | None]:
         """Load the checkpoint the manifest names (checksum verified): weights, optimiser, best
-        weights; returns the position, the best weights and, mid-epoch, the RNG states to restore."""
+        weights; returns the position, the best weights and, mid-epoch, the RNG states to restore.
+        The epoch's partial loss sums go to process 0 alone (they are added up over processes)."""
         if manifest.get("format") != MANIFEST_FORMAT:
             raise LdnsError(f"{self.dir / STATE_NAME}: checkpoint format {manifest.get('format')!r}, this version "
                             f"reads format {MANIFEST_FORMAT}; start a new run")
@@ -503,11 +647,14 @@ class Trainer:
         position = _Position(epoch=_manifest_value(self.dir, manifest, "epoch", int),
                              batch=_manifest_value(self.dir, manifest, "batch", int),
                              step=_manifest_value(self.dir, manifest, "step", int),
-                             sums=dict(partial.get("sums", {})), batches=int(partial.get("batches", 0)),
+                             sums=dict(partial.get("sums", {})) if self.fabric.is_global_zero else {},
+                             batches=int(partial.get("batches", 0)),
                              best_loss=manifest.get("best_val_loss"), best_epoch=int(manifest.get("best_epoch") or 0))
         best = _prefixed(tensors, "best/") or None
         rng = None
-        if position.batch:
+        # Mid-epoch (a checkpoint a single process made): under DDP the other processes keep the
+        # epoch's own streams rather than repeat process 0's draws.
+        if position.batch and self.fabric.is_global_zero:
             rng = ({k: v for k, v in tensors.items() if k.startswith("rng/")},
                    _manifest_value(self.dir, manifest, "rng", dict))
         return position, best, rng

@@ -108,3 +108,26 @@ def test_an_error_raised_inside_a_plugin_names_the_component_and_its_plugin(tmp_
     spec = toy_spec(generator={"type": "faulty"})
     with pytest.raises(PluginError, match=r"generator 'faulty' of plugin .* raised ZeroDivisionError: a bug in the plugin"):
         Pipeline.from_spec(spec, registry=registry).fit(run_dir=tmp_path / "run", progress=False)
+
+
+class SecondProcess:
+    """Process 1 of a 2-process group, stubbed: every collective hands over ``sent`` (what process 0
+    would broadcast); ``barrier`` and ``all_reduce`` must not be reached before it."""
+
+    world_size, global_rank, is_global_zero, device = 2, 1, False, "cpu"
+
+    def __init__(self, sent):
+        self.sent = sent
+
+    def broadcast(self, obj, src=0):
+        assert obj is None  # process 1 sends nothing
+        return self.sent
+
+
+def test_a_second_process_never_opens_the_run_and_raises_process_zeros_error(tmp_path, registry):
+    spec = Pipeline.from_spec(toy_spec(), registry=registry).spec
+    runner = StageRunner(spec, registry, tmp_path / "run", SecondProcess((False, "run: the spec differs")))
+    with pytest.raises(LdnsError, match="^run: the spec differs$"):
+        runner.run(resume=True)
+    assert not (tmp_path / "run").exists() and list(tmp_path.iterdir()) == []
+    assert CountingData.loads == 0  # it stopped before the first stage

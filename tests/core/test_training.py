@@ -1,4 +1,6 @@
-"""The training engine: learns, schedules, checkpoints, resumes exactly, refuses to overwrite."""
+"""The training engine: learns, schedules, checkpoints, resumes exactly, refuses to overwrite; splits
+batches over data-parallel processes and agrees on what process 0 read (the 2-process runs
+themselves are in tests/e2e/test_ddp.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ import json
 import pytest
 import torch
 
-from ldns_framework.errors import LdnsError
-from ldns_framework.spec import TrainConfig
-from ldns_framework.training import Trainer, lr_factor, stage_complete
+from ldns_framework.errors import LdnsError, SpecError
+from ldns_framework.spec import RunConfig, TrainConfig
+from ldns_framework.training import Trainer, lr_factor, make_fabric, on_rank_zero, shard_batches, stage_complete
 
 
 def regression_data(n=64, seed=0):
@@ -123,3 +125,109 @@ def test_a_module_without_trainable_parameters_is_an_error_naming_the_stage(tmp_
     x, y = regression_data(8)
     with pytest.raises(LdnsError, match="^generator: Linear has no trainable parameters to optimise$"):
         Trainer(CONFIG, tmp_path, seed=0, progress=False, description="generator").fit(frozen, mse_loss, (x, y))
+
+
+# -- data parallelism ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("n", "batch_size", "world"), [(17, 8, 2), (16, 8, 2), (10, 4, 3), (5, 8, 4), (3, 2, 4)])
+def test_the_processes_shards_make_up_the_single_process_batches(n, batch_size, world):
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(n))
+    single = shard_batches(order, batch_size, 0, 1)
+    per_rank = [shard_batches(order, batch_size, rank, world) for rank in range(world)]
+    assert all(len(shards) == len(single) for shards in per_rank)  # every process takes every step
+    for step, whole in enumerate(single):
+        assert (whole.trials, whole.batch_trials) == (len(whole.indices), len(whole.indices))
+        parts = [shards[step] for shards in per_rank]
+        own = [i for p in parts if p.trials for i in p.indices.tolist()]
+        assert sorted(own) == sorted(whole.indices.tolist())  # the same trials, each once
+        assert sum(p.trials for p in parts) == whole.batch_trials  # shares add up to the batch
+        for part in parts:  # an idle process gets one stand-in trial of the batch, weighed 0
+            assert len(part.indices) == max(1, part.trials)
+            assert part.trials or part.indices.tolist() == whole.indices[:1].tolist()
+
+
+class FakeFabric:
+    """One process of a 2-process group, for the rank-0 protocol: ``broadcast`` hands over what
+    process 0 sends (as the collective would)."""
+
+    world_size = 2
+
+    def __init__(self, rank, sent=None):
+        self.global_rank = rank
+        self.is_global_zero = rank == 0
+        self.sent = sent
+        self.broadcasts = []
+
+    def broadcast(self, obj, src=0):
+        self.broadcasts.append(obj)
+        return obj if self.is_global_zero else self.sent
+
+
+def test_process_zero_runs_the_step_and_the_others_receive_its_result():
+    assert on_rank_zero(FakeFabric(0), lambda: {"epoch": 3}) == {"epoch": 3}
+    assert on_rank_zero(FakeFabric(1, sent=(True, {"epoch": 3})), lambda: pytest.fail("ran on process 1")) == {
+        "epoch": 3}
+
+
+def test_a_failure_of_process_zero_is_raised_everywhere_instead_of_hanging():
+    zero = FakeFabric(0)
+
+    def fails():
+        raise SpecError("run.devices", "wrong")
+
+    with pytest.raises(SpecError, match="^run.devices: wrong$"):  # process 0: its own error, after telling the others
+        on_rank_zero(zero, fails)
+    assert zero.broadcasts == [(False, "run.devices: wrong")]
+    with pytest.raises(LdnsError, match="^run.devices: wrong$"):
+        on_rank_zero(FakeFabric(1, sent=zero.broadcasts[0]), fails)
+    with pytest.raises(ZeroDivisionError):
+        on_rank_zero(zero, lambda: 1 / 0)
+    assert zero.broadcasts[-1] == (False, "process 0 stopped with ZeroDivisionError: division by zero")
+
+
+@pytest.mark.parametrize(("env", "devices", "nodes", "option"), [
+    ({"LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "2"}, 1, 1,
+     "run.devices: the launcher started 2 processes on this node but the spec asks for 1; set run.devices: 2"),
+    ({"LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "4"}, 2, 1,
+     ("run.num_nodes: the launcher started 4 processes in all (2 node(s) of 2) but the spec asks for 2; "
+      "set run.num_nodes: 2")),
+])
+def test_a_launcher_that_contradicts_the_spec_names_the_option_to_change(monkeypatch, env, devices, nodes, option):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SpecError) as raised:
+        make_fabric("cpu", devices=devices, num_nodes=nodes)
+    assert str(raised.value).startswith(option)
+
+
+def test_a_slurm_allocation_that_contradicts_the_spec_is_a_spec_error(monkeypatch):
+    for name, value in {"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "4", "SLURM_JOB_NAME": "train",
+                        "SLURM_NNODES": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SpecError, match=r"^run: You set `devices=2` in Lightning, but the number of tasks per node "
+                                        r"configured in SLURM `--ntasks-per-node=4` does not match"):
+        make_fabric("cpu", devices=2)
+
+
+def test_run_processes_are_checked_for_form_and_against_the_machine():
+    assert RunConfig(device="cpu", devices=4, num_nodes=2).world_size == 8
+    with pytest.raises(ValueError, match="^devices: 'cuda:1' names one device, so devices must be 1, got 2"):
+        RunConfig(device="cuda:1", devices=2)
+    RunConfig(device="cpu", devices=4).check_machine()  # CPU processes: any number
+    if not torch.cuda.is_available():
+        with pytest.raises(SpecError, match="^run.device: 'cuda' asked for"):
+            RunConfig(device="cuda", devices=2).check_machine()
+
+
+def test_mixed_precision_runs_the_loss_under_autocast_on_inputs_kept_in_float32(tmp_path):
+    """bf16-mixed: matrix products in bfloat16, but the data reaches the loss unrounded."""
+    seen = []
+
+    def loss(model, x, y):
+        prediction = model(x)
+        seen.append((x.dtype, y.dtype, prediction.dtype))
+        return {"loss": (prediction.float() - y).pow(2).mean()}
+
+    x, y = regression_data()
+    Trainer(TrainConfig(epochs=1, batch_size=32), tmp_path, seed=0, progress=False,
+            fabric=make_fabric("cpu", "bf16-mixed")).fit(make_model(), loss, (x, y))
+    assert set(seen) == {(torch.float32, torch.float32, torch.bfloat16)}
