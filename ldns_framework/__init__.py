@@ -10,7 +10,7 @@ from importlib import import_module
 from typing import Any
 
 from ldns_framework._markers import PLUGIN_API_VERSION, PROJECT_NAME, hookimpl, hookspec
-from ldns_framework.config import option
+from ldns_framework.config import NoOptions, option
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError, PluginError, SpecError
 
@@ -28,7 +28,6 @@ _LAZY = {
     "Encoder": "ldns_framework.interfaces",
     "LatentGenerator": "ldns_framework.interfaces",
     "Metric": "ldns_framework.interfaces",
-    "NoOptions": "ldns_framework.interfaces",
     "ObservationModel": "ldns_framework.interfaces",
     "PooledMetric": "ldns_framework.interfaces",
     "Unconditional": "ldns_framework.interfaces",
@@ -39,6 +38,7 @@ __all__ = [
     "PROJECT_NAME",
     "DataError",
     "LdnsError",
+    "NoOptions",
     "PluginError",
     "SpecError",
     "SpikeData",

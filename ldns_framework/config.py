@@ -116,3 +116,9 @@ def expectation(field: attrs.Attribute) -> str:
         return "one of " + ", ".join(repr(c) for c in choices)
     bounds = field.metadata.get(BOUNDS_KEY, "")
     return " ".join(p for p in (type_label(field.type), bounds) if p)
+
+
+@attrs.frozen
+class NoOptions:
+    """Config of a component (or sampler) that has no options (here, without torch, so that a
+    registration can name it as its ``config`` and a spec validates without importing torch)."""

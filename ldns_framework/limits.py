@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
-from ldns_framework.errors import SpecError, shorten
+from ldns_framework.errors import SpecError, shorten, shown
 
 #: Range of the integers torch and numpy index and seed with.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -33,6 +34,8 @@ MEMORY_FRACTION = 0.5
 THREADS_PER_CPU = 4
 #: Most threads any spec may ask for, whatever the machine (libgomp aborts far above this).
 MAX_THREADS = 1024
+#: Device names a spec (``run.device``) or ``--device`` takes.
+DEVICE_FORM = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?|mps")
 #: Environment variable overriding the memory available to ldns.
 MEMORY_ENV = "LDNS_MEMORY_LIMIT"
 
@@ -120,6 +123,25 @@ def check_device(device: str, path: str = "run.device") -> None:
     if index and int(index) >= count:
         raise SpecError(path, f"{device!r} asked for, but this machine has {count} CUDA device(s): "
                               f"cuda:0 to cuda:{count - 1}")
+
+
+def torch_device(device: str, path: str = "run.device") -> Any:
+    """The ``torch.device`` that ``device`` names on this machine; 'auto' is CUDA, else MPS, else the CPU.
+
+    A :class:`SpecError` at ``path`` for a malformed name or a device this machine lacks.
+    """
+    if not isinstance(device, str) or not DEVICE_FORM.fullmatch(device):
+        raise SpecError(path, f"expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {shown(device)}")
+    check_device(device, path)
+    import torch
+
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
 
 
 def _parse_bytes(text: str) -> int:

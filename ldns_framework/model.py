@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import attrs
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ldns_framework.checkpoint import load_module_weights
 from ldns_framework.data import SpikeData
@@ -94,20 +96,22 @@ class TrainedModel:
     data (the pipeline's, loaded at most once); it is called only by what needs real trials
     (:meth:`encode_split`, fitting another observation model, :meth:`evaluate` without data).
     ``train_encoding`` is the training split's encoding when the caller already has it (a fit),
-    so it is not computed again.
+    so it is not computed again. ``device``: where encoding and sampling run (a torch device;
+    sampling runs under ``torch.inference_mode``).
     """
 
     def __init__(self, spec: ResolvedSpec, registry: Any, *, encoder: Any, observation: Any, n_neurons: int,
-                 n_time: int, fabric: Any, run_dir: str | Path | None = None, observation_fitted: bool = True,
-                 generator: Any = None, conditioner: Any = None, latent_stats: LatentStats | None = None,
-                 data: Callable[[], SpikeData] | None = None, train_encoding: Encoded | None = None) -> None:
+                 n_time: int, device: torch.device | str, run_dir: str | Path | None = None,
+                 observation_fitted: bool = True, generator: Any = None, conditioner: Any = None,
+                 latent_stats: LatentStats | None = None, data: Callable[[], SpikeData] | None = None,
+                 train_encoding: Encoded | None = None) -> None:
         self.spec = spec
         self.registry = registry
         self.encoder = encoder
         self.observation = observation
         self.n_neurons = int(n_neurons)
         self.n_time = int(n_time)
-        self.fabric = fabric
+        self.device = torch.device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.observation_fitted = observation_fitted
         self.generator = generator
@@ -118,9 +122,10 @@ class TrainedModel:
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
-    def load(cls, run_dir: str | Path, spec: ResolvedSpec, registry: Any, fabric: Any,
+    def load(cls, run_dir: str | Path, spec: ResolvedSpec, registry: Any, device: torch.device | str,
              data: Callable[[], SpikeData] | None = None) -> "TrainedModel":
-        """The trained components of ``run_dir`` (its spec already resolved), weights loaded."""
+        """The trained components of ``run_dir`` (its spec already resolved), weights loaded, for inference
+        on ``device`` (plain torch: a Lightning Fabric is for training and costs a second to import)."""
         run_dir = Path(run_dir)
         summary_path = run_dir / "data" / "summary.json"
         if not summary_path.is_file():
@@ -140,7 +145,7 @@ class TrainedModel:
             latent_stats = LatentStats.load(run_dir / "latent_stats.json")
             conditioner, generator = load_generator(run_dir, spec, registry, int(latent_stats.mean.shape[0]))
         return cls(spec, registry, encoder=encoder, observation=observation, n_neurons=n_neurons, n_time=n_time,
-                   fabric=fabric, run_dir=run_dir, observation_fitted=observation_fitted, generator=generator,
+                   device=device, run_dir=run_dir, observation_fitted=observation_fitted, generator=generator,
                    conditioner=conditioner, latent_stats=latent_stats, data=data)
 
     # -- data ---------------------------------------------------------------------------------
@@ -165,7 +170,7 @@ class TrainedModel:
             raise DataError("counts", f"expected {self.n_neurons} neurons (as in training), got {data.n_neurons}")
         if data.n_trials == 0:
             raise DataError("counts", "no trials to encode (the split or file is empty)")
-        return encode_trials(self.encoder, data, self.fabric.device, batch_size=batch_size, progress=progress,
+        return encode_trials(self.encoder, data, self.device, batch_size=batch_size, progress=progress,
                              trial_index=trial_index)
 
     def encode_split(self, split: str) -> Encoded:
@@ -221,60 +226,71 @@ class TrainedModel:
         return self.registry.sampler_options(self.spec.components["generator"].type, sampler or default.sampler,
                                              {**carried, **values}, "sample")
 
-    @torch.no_grad()
-    def sample(self, n: int, *, length: int | None = None, condition: Any = None, sampler: str | None = None,
-               seed: int = 0, observation: str | None = None, batch_size: int | None = None,
-               progress: bool = True, **sampler_options: Any) -> Samples:
+    def sample(self, n: int, *, length: int | None = None, lengths: Any = None, condition: Any = None,
+               sampler: str | None = None, seed: int = 0, observation: str | None = None,
+               batch_size: int | None = None, progress: bool = True, **sampler_options: Any) -> Samples:
         """Draw ``n`` trials: latents from the generator, rates from the decoder, spikes from the observation model.
 
         ``sampler`` and ``sampler_options`` (e.g. ``steps=25``) choose how the generator samples
         (see :meth:`sampler`). A fixed ``seed`` (with the same ``batch_size``) gives identical
-        samples; ``length`` may differ from the training length.
+        samples; ``length`` (every trial) may differ from the training length; ``lengths`` (n,)
+        gives each trial its own, the arrays being padded with zeros to the longest.
         """
         if self.generator is None:
             raise LdnsError("the model has no trained generator: fit() a spec with a generator (all stages), "
                             "or Pipeline.load a run whose generator stage finished")
         if n < 1:
             raise LdnsError(f"n: expected at least 1 trial, got {n}")
-        length = self.n_time if length is None else int(length)
-        if length < 1:
-            raise LdnsError(f"length: expected at least 1 bin, got {length}")
+        per_trial = _trial_lengths(n, self.n_time if length is None else int(length), lengths)  # (n,)
+        length = int(per_trial.max())
         name, options = self.sampler(sampler, sampler_options)
         label = self.generator.describe_sampler(name, options)
         batch_size = self.spec.sample.batch_size if batch_size is None else int(batch_size)
         if batch_size < 1:
             raise LdnsError(f"batch_size: expected at least 1 trial per batch, got {batch_size}")
         observation_name, observation_model = self.observation_model(observation)
-        cond = self.conditioner.validate(condition, n, length)
-        device = self.fabric.device
+        if condition is None:  # drawn by the conditioner (e.g. uniform reach directions), or refused
+            cond = self.conditioner.draw(n, length, torch.Generator().manual_seed(seed + 2))
+        else:
+            cond = self.conditioner.validate(condition, n, length)
+        device = self.device
         for module in (self.generator, self.encoder, observation_model):
-            module.to(device).eval()
+            module.to(device).eval()  # outside inference mode: moved weights stay ordinary tensors
         latent_gen = torch.Generator(device=device).manual_seed(seed)
         spike_gen = torch.Generator(device=device).manual_seed(seed + 1)
         from tqdm.auto import tqdm
 
         parts: dict[str, list[np.ndarray]] = {"latents": [], "rates": [], "counts": []}
-        for start in tqdm(range(0, n, batch_size), desc=f"sample {label}", unit="batch", disable=not progress):
-            size = min(batch_size, n - start)
-            lengths = torch.full((size,), length, dtype=torch.long, device=device)  # (B,)
-            batch_cond = None if cond is None else cond[start:start + size].to(device)
-            z = self.generator.sample(size, lengths, batch_cond, latent_gen, sampler=name, options=options)  # (B, T, D)
-            mask = torch.arange(length, device=device)[None, :] < lengths[:, None]  # (B, T)
-            latents = torch.as_tensor(self.latent_stats.unnormalise(z.cpu().numpy()), dtype=torch.float32,
-                                      device=device)  # (B, T, D)
-            rates = self.encoder.decode(latents, mask)  # (B, T, N)
-            counts = observation_model.sample(rates, mask, generator=spike_gen)  # (B, T, N)
-            parts["latents"].append((latents * mask[..., None]).cpu().numpy())
-            parts["rates"].append((rates * mask[..., None]).cpu().numpy())
-            parts["counts"].append(counts.round().to(torch.int32).cpu().numpy())
-        return Samples(counts=np.concatenate(parts["counts"]), lengths=np.full(n, length, dtype=np.int64),
+        with torch.inference_mode():
+            for start in tqdm(range(0, n, batch_size), desc=f"sample {label}", unit="batch", disable=not progress):
+                size = min(batch_size, n - start)
+                batch_lengths = torch.as_tensor(per_trial[start:start + size], device=device)  # (B,)
+                batch_cond = None if cond is None else cond[start:start + size].to(device)
+                z = self.generator.sample(size, batch_lengths, batch_cond, latent_gen, sampler=name,
+                                          options=options)  # (B, T_b, D), T_b = the batch's longest
+                mask = torch.arange(z.shape[1], device=device)[None, :] < batch_lengths[:, None]  # (B, T_b)
+                latents = torch.as_tensor(self.latent_stats.unnormalise(z.cpu().numpy()), dtype=torch.float32,
+                                          device=device)  # (B, T_b, D)
+                rates = self.encoder.decode(latents, mask)  # (B, T_b, N)
+                counts = observation_model.sample(rates, mask, generator=spike_gen)  # (B, T_b, N)
+                pad = (0, 0, 0, length - z.shape[1])  # to (B, T, channels)
+                parts["latents"].append(F.pad(latents * mask[..., None], pad).cpu().numpy())
+                parts["rates"].append(F.pad(rates * mask[..., None], pad).cpu().numpy())
+                parts["counts"].append(F.pad(counts.round().to(torch.int32) * mask[..., None], pad).cpu().numpy())
+        return Samples(counts=np.concatenate(parts["counts"]), lengths=per_trial,
                        latents=np.concatenate(parts["latents"]), rates=np.concatenate(parts["rates"]),
-                       condition=None if cond is None else cond.cpu().numpy(), sampler=name,
+                       condition=None if cond is None else cond.cpu().numpy(),
+                       covariates=self.conditioner.sample_covariates(cond), sampler=name,
                        sampler_options=unstructure_config(options), sampler_label=label, seed=seed,
                        observation=observation_name)
 
     def write_samples(self, samples: Samples, path: str | Path) -> Path:
-        """Write ``samples`` (see :mod:`ldns_framework.io.samples`) and tell the plugins."""
+        """Write ``samples`` (see :mod:`ldns_framework.io.samples`), with the run's provenance when
+        they carry none (an NWB file needs it), and tell the plugins."""
+        if not samples.provenance and self.run_dir is not None:
+            from ldns_framework.io.provenance import run_provenance
+
+            samples = attrs.evolve(samples, provenance=run_provenance(self.run_dir))
         path = write_samples(samples, path)
         self.registry.hook.ldns_samples_written(path=path, n_trials=samples.n_trials, sampler=samples.sampler)
         return path
@@ -297,3 +313,16 @@ class TrainedModel:
         return evaluate_run(self.run_dir, self.data() if data is None else data, metrics, samples=samples,
                             against=against, folds=folds, seed=seed, protocol=protocol, out=out, progress=progress,
                             workers=workers)
+
+
+def _trial_lengths(n: int, length: int, lengths: Any) -> np.ndarray:
+    """Each trial's length (n,) int64: ``lengths`` when given (n whole numbers >= 1), else ``length`` for all."""
+    if lengths is None:
+        if length < 1:
+            raise LdnsError(f"length: expected at least 1 bin, got {length}")
+        return np.full(n, length, dtype=np.int64)
+    per_trial = np.asarray(lengths)
+    if per_trial.shape != (n,) or per_trial.dtype.kind not in "iu" or per_trial.min() < 1:
+        raise LdnsError(f"lengths: expected {n} whole numbers >= 1 (one per trial), got an array of shape "
+                        f"{per_trial.shape} and dtype {per_trial.dtype}")
+    return per_trial.astype(np.int64)

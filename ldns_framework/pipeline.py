@@ -25,9 +25,9 @@ import numpy as np
 
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import LdnsError, SpecError
-from ldns_framework.limits import check_device
 from ldns_framework.io.encodings import Encoded
 from ldns_framework.io.samples import Samples
+from ldns_framework.limits import torch_device
 from ldns_framework.model import TrainedModel
 from ldns_framework.runner import STAGES, StageRunner, check_provenance, resolve_run_spec
 from ldns_framework.spec import ResolvedSpec, apply_overrides, load_spec_file
@@ -57,23 +57,30 @@ class Pipeline:
         return cls(registry.resolve(apply_overrides(raw, list(overrides))), registry)
 
     @classmethod
-    def load(cls, run_dir: str | Path, registry: Any = None) -> "Pipeline":
-        """Reopen a run directory: its resolved spec, checked provenance and trained weights."""
+    def load(cls, run_dir: str | Path, registry: Any = None, device: str | None = None) -> "Pipeline":
+        """Reopen a run directory for inference: its resolved spec, checked provenance and trained weights.
+
+        ``device`` ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'): where to encode and sample; None is
+        the run's ``run.device`` when this machine has it, else 'auto' (said on stderr), so a run
+        trained on a GPU node reopens anywhere. A device asked for that is absent is an error.
+        """
         run_dir = Path(run_dir)
         if not (run_dir / "spec.yaml").is_file():
             raise LdnsError(f"{run_dir}: not a run directory (no spec.yaml)")
         registry = registry if registry is not None else _discover()
         pipeline = cls(resolve_run_spec(run_dir, registry), registry, run_dir)
         check_provenance(run_dir, pipeline.spec, registry)
-        pipeline._fabric = _inference_fabric(pipeline.spec)
-        pipeline._model = TrainedModel.load(run_dir, pipeline.spec, registry, pipeline.fabric, data=pipeline.load_data)
+        target = torch_device(device, "device") if device is not None else _run_device(pipeline.spec)
+        pipeline._model = TrainedModel.load(run_dir, pipeline.spec, registry, target, data=pipeline.load_data)
         return pipeline
 
     @property
     def fabric(self) -> Any:
-        """The Lightning Fabric of ``run.device`` / ``run.precision`` (made on first use)."""
+        """The Lightning Fabric of ``run.device`` / ``run.precision`` for training (made on first use;
+        inference after :meth:`load` runs on plain torch and never makes one)."""
         if self._fabric is None:
-            self._fabric = make_fabric(self.spec.run.device, self.spec.run.precision)
+            run = self.spec.run
+            self._fabric = make_fabric(run.device, run.precision, run.strategy, run.devices, run.num_nodes)
         return self._fabric
 
     # -- fitting ---------------------------------------------------------------------------
@@ -134,11 +141,11 @@ class Pipeline:
         """Per-trial log-likelihood (trials,) of real counts; see :meth:`TrainedModel.log_prob`."""
         return self.model.log_prob(data)
 
-    def sample(self, n: int, *, length: int | None = None, condition: Any = None, sampler: str | None = None,
-               seed: int = 0, observation: str | None = None, batch_size: int | None = None, progress: bool = True,
-               **sampler_options: Any) -> Samples:
+    def sample(self, n: int, *, length: int | None = None, lengths: Any = None, condition: Any = None,
+               sampler: str | None = None, seed: int = 0, observation: str | None = None,
+               batch_size: int | None = None, progress: bool = True, **sampler_options: Any) -> Samples:
         """Draw ``n`` trials; see :meth:`TrainedModel.sample` (``sampler_options`` e.g. ``steps=25``)."""
-        return self.model.sample(n, length=length, condition=condition, sampler=sampler, seed=seed,
+        return self.model.sample(n, length=length, lengths=lengths, condition=condition, sampler=sampler, seed=seed,
                                  observation=observation, batch_size=batch_size, progress=progress, **sampler_options)
 
     def write_samples(self, samples: Samples, path: str | Path) -> Path:
@@ -160,15 +167,14 @@ class Pipeline:
         return directory
 
 
-def _inference_fabric(spec: ResolvedSpec) -> Any:
-    """The run's device when this machine has it; else the best one here, said on stderr (a run
-    trained on a GPU node samples and encodes anywhere)."""
+def _run_device(spec: ResolvedSpec) -> Any:
+    """The torch device of ``run.device`` when this machine has it; else the best one here, said on
+    stderr (a run trained on a GPU node samples and encodes anywhere)."""
     try:
-        check_device(spec.run.device)
+        return torch_device(spec.run.device)
     except SpecError as exc:
-        print(f"note: {exc}; using 'auto' to load this run", file=sys.stderr)
-        return make_fabric("auto", spec.run.precision)
-    return make_fabric(spec.run.device, spec.run.precision)
+        print(f"note: {exc}; using 'auto' to load this run (choose with --device)", file=sys.stderr)
+        return torch_device("auto")
 
 
 def _discover() -> Any:

@@ -1,10 +1,16 @@
-"""The component catalogue: which plugin provides which (kind, name), and where the class lives."""
+"""The component catalogue: which plugin provides which (kind, name), and where the class lives.
+
+A registration may also name where the component's config class (and a generator's samplers)
+live, in a module that does not import torch: resolving a spec (``ldns validate``) then imports
+only those, not the component's module with torch behind it (about a second). When the class is
+loaded it must carry the very config class and samplers registered.
+"""
 
 from __future__ import annotations
 
 import importlib
 from pathlib import PurePath
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import attrs
 
@@ -55,6 +61,10 @@ class ComponentEntry:
     rank: float | None = None
     #: For a data source that reads one file named by its ``path`` option: the suffixes it reads.
     file_suffixes: tuple[str, ...] = ()
+    #: ``"module:ConfigClass"``: the config class, importable without the component's module (or None).
+    config: str | None = None
+    #: For a generator, ``"module:NAME"`` of its samplers mapping, importable on its own (or None).
+    samplers: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "target": self.target, "summary": self.summary,
@@ -158,20 +168,28 @@ class Registrar:
         self.entries: list[ComponentEntry] = []
 
     def add(self, kind: str, name: str, target: str, *, summary: str = "", default: bool = False,
-            rank: float | None = None, file_suffixes: Iterable[str] = ()) -> None:
+            rank: float | None = None, file_suffixes: Iterable[str] = (), config: str | None = None,
+            samplers: str | None = None) -> None:
         """Register ``name`` of ``kind`` implemented by ``"package.module:ClassName"``.
 
         ``default``: this is the spec's type for ``kind`` when a spec omits it. ``rank``: ordering
         hint (listings and metric evaluation go by rank, then name). ``file_suffixes``: for a data
         source reading the one file its ``path`` option names, the suffixes it reads (``".npz"``),
-        so ``--data FILE`` finds it.
+        so ``--data FILE`` finds it. ``config`` (``"module:ConfigClass"``) and, for a generator,
+        ``samplers`` (``"module:NAME"``): where the class's ``config_class`` and ``samplers`` live
+        when their module imports without torch, so validating a spec stays light.
         """
         if kind not in KINDS:
             raise PluginError(f"plugin {self.provider.plugin!r} registers {name!r} under unknown kind {kind!r}{did_you_mean(kind, KINDS)}; kinds: {', '.join(KINDS)}")
         if not isinstance(name, str) or not name or "." in name or ":" in name:
             raise PluginError(f"plugin {self.provider.plugin!r}: component name must be a short name without '.' or ':', got {name!r}")
-        if not isinstance(target, str) or target.count(":") != 1:
-            raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r} target must be 'module.path:ClassName', got {target!r}")
+        for option, value, form in (("target", target, "ClassName"), ("config", config, "ConfigClass"),
+                                    ("samplers", samplers, "NAME")):
+            if (value is not None or option == "target") and (not isinstance(value, str) or value.count(":") != 1):
+                raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r} {option} must be "
+                                  f"'module.path:{form}', got {value!r}")
+        if samplers is not None and kind != "generator":
+            raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r}: samplers are for generators only")
         suffixes = (file_suffixes,) if isinstance(file_suffixes, str) else tuple(file_suffixes)
         if suffixes and kind != "data":
             raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r}: file_suffixes are for data sources only")
@@ -180,17 +198,51 @@ class Registrar:
         if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, float))):
             raise PluginError(f"plugin {self.provider.plugin!r}: {kind} {name!r}: rank must be a number or None, got {rank!r}")
         self.entries.append(ComponentEntry(kind, name, target, summary, self.provider, bool(default), rank,
-                                           tuple(s.lower() for s in suffixes)))
+                                           tuple(s.lower() for s in suffixes), config, samplers))
+
+
+def _where(entry: ComponentEntry) -> str:
+    return f"{entry.kind} {entry.name!r} of {entry.where()}"
+
+
+def _import_target(entry: ComponentEntry, target: str) -> Any:
+    """The object ``"module:attr"`` names; a PluginError naming ``entry`` when importing it fails."""
+    module_name, _, attr = target.partition(":")
+    with PluginCall() as call:  # anything the module raises at import, sys.exit included, is the plugin's fault
+        value = getattr(importlib.import_module(module_name), attr)
+    if call.error is not None:
+        raise PluginError(f"{_where(entry)}: cannot import {target}: {describe(call.error)}") from call.error
+    return value
+
+
+def load_config_class(entry: ComponentEntry) -> type:
+    """The config class of ``entry``: the registered ``config`` target when there is one (the
+    component's module is not imported), else the component class's ``config_class``."""
+    if entry.config is None:
+        return load_component_class(entry).config_class
+    config_class = _import_target(entry, entry.config)
+    if not attrs.has(config_class):
+        raise PluginError(f"{_where(entry)}: config {entry.config} must be an attrs class")
+    return config_class
+
+
+def load_samplers(entry: ComponentEntry) -> dict[str, Any]:
+    """A generator's samplers (name -> options class): the registered ``samplers`` target when there
+    is one, else the generator class's ``samplers``."""
+    if entry.samplers is None:
+        return dict(load_component_class(entry).samplers)
+    samplers = _import_target(entry, entry.samplers)
+    if not isinstance(samplers, Mapping):
+        raise PluginError(f"{_where(entry)}: samplers {entry.samplers} must be a mapping of sampler name to "
+                          f"options class, got {type(samplers).__name__}")
+    return dict(samplers)
 
 
 def load_component_class(entry: ComponentEntry) -> type:
-    """Import the class behind ``entry`` and check it implements its kind's interface."""
-    module_name, _, attr = entry.target.partition(":")
-    where = f"{entry.kind} {entry.name!r} of {entry.where()}"
-    with PluginCall() as call:  # anything the module raises at import, sys.exit included, is the plugin's fault
-        cls: Any = getattr(importlib.import_module(module_name), attr)
-    if call.error is not None:
-        raise PluginError(f"{where}: cannot import {entry.target}: {describe(call.error)}") from call.error
+    """Import the class behind ``entry`` and check it implements its kind's interface (and carries the
+    config class and samplers registered, when they were)."""
+    where = _where(entry)
+    cls: Any = _import_target(entry, entry.target)
     interface = getattr(importlib.import_module("ldns_framework.interfaces"), INTERFACE_NAMES[entry.kind])
     if not (isinstance(cls, type) and issubclass(cls, interface)):
         raise PluginError(f"{where}: {entry.target} is not a subclass of ldns_framework.{interface.__name__}")
@@ -199,4 +251,8 @@ def load_component_class(entry: ComponentEntry) -> type:
     if entry.file_suffixes and "path" not in attrs.fields_dict(cls.config_class):
         raise PluginError(f"{where}: declares file_suffixes, so {entry.target}.config_class needs a 'path' option "
                           f"(the file --data gives)")
+    if entry.config is not None and cls.config_class is not load_config_class(entry):
+        raise PluginError(f"{where}: {entry.target}.config_class is not the registered config {entry.config}")
+    if entry.samplers is not None and dict(getattr(cls, "samplers", {})) != load_samplers(entry):
+        raise PluginError(f"{where}: {entry.target}.samplers differ from the registered samplers {entry.samplers}")
     return cls

@@ -27,7 +27,8 @@ from ldns_framework.errors import LdnsError, SpecErrors
 from ldns_framework.spec import COMPONENT_SECTIONS, SAMPLE_KEYS, ComponentSpec, ResolvedSpec, resolve_spec
 from ldns_framework.structure import structure_config
 
-from ldns_registry.catalogue import Catalogue, ComponentEntry, Provider, Registrar, load_component_class
+from ldns_registry.catalogue import (Catalogue, ComponentEntry, Provider, Registrar, load_component_class,
+                                     load_config_class, load_samplers)
 from ldns_registry.guard import PluginCall, describe
 
 ENTRY_POINT_GROUP = "ldns_framework"
@@ -215,8 +216,7 @@ class Registry:
         that sampler's options class (absent keys take their defaults). Errors name
         ``path.sampler`` or ``path.<key>`` and list what the generator or the sampler accepts.
         """
-        cls = self.component_class("generator", generator_type)
-        samplers = dict(cls.samplers)
+        samplers = load_samplers(self.entry("generator", generator_type))
         if not samplers:
             raise PluginError(f"generator {generator_type!r} declares no samplers")
         name = next(iter(samplers)) if sampler is None else sampler
@@ -244,10 +244,10 @@ class Registry:
     def structure_component(self, kind: str, body: Mapping[str, Any], type_name: str, path: str) -> Any:
         """Config object for one component section (the callback :func:`resolve_spec` needs)."""
         try:
-            cls = self.component_class(kind, type_name)
+            config_class = load_config_class(self.entry(kind, type_name))
         except PluginError as exc:
             raise SpecError(f"{path}.type", str(exc)) from None
-        return structure_config(cls.config_class, body, path)
+        return structure_config(config_class, body, path)
 
     def resolve(self, raw: Mapping[str, Any]) -> ResolvedSpec:
         """Validate a raw spec against the registered components; defaults come from registrations."""

@@ -6,5 +6,6 @@ from ldns_framework import hookimpl
 @hookimpl
 def ldns_register_components(registrar):
     registrar.add("data", "arrays", "ldns_plugins.arrays.source:ArraysSource",
+                  config="ldns_plugins.arrays.config:ArraysConfig",
                   summary="Binned counts from an .npz file (counts, optional lengths and covariate/<name>).",
                   file_suffixes=(".npz",))

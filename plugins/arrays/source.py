@@ -20,37 +20,13 @@ Usage::
 
 from __future__ import annotations
 
-import attrs
 import numpy as np
 
-from ldns_framework import DataError, DataSource, NpzFile, SpikeData, option
+from ldns_framework import DataError, DataSource, NpzFile, SpikeData
+from ldns_plugins.arrays.config import ArraysConfig
 
 #: Prefixes of the optional per-name arrays.
 COVARIATE, SPLIT = "covariate/", "split/"
-
-
-def _fractions_ok(_instance, _attribute, value) -> None:
-    if len(value) != 3 or any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6:
-        raise ValueError(f"expected three non-negative fractions (train, val, test) summing to 1, got {list(value)}")
-
-
-@attrs.frozen
-class ArraysConfig:
-    """Options of the ``arrays`` data source."""
-
-    path: str = option(doc="Path of the .npz file.")
-    layout: str = option("trials time neurons", doc="Axis order of 'counts' in the file.",
-                         choices=("trials time neurons", "trials neurons time", "neurons time trials",
-                                  "time trials neurons", "neurons trials time", "time neurons trials"))
-    bin_width_s: float | None = option(None, doc="Bin width in seconds; null = the file's 'bin_width_s', else 0.005.", gt=0)
-    split: tuple[float, float, float] = attrs.field(
-        default=(0.7, 0.1, 0.2), validator=_fractions_ok,
-        metadata={"ldns_doc": "Train/val/test fractions used when the file has no split/<name> arrays."})
-    split_seed: int = option(42, doc="Seed of the random split.", ge=0)
-
-    def __attrs_post_init__(self) -> None:
-        if not self.path:
-            raise ValueError("path: expected the path of an .npz file, got nothing")
 
 
 def random_splits(n_trials: int, fractions: tuple[float, float, float], seed: int) -> dict[str, np.ndarray]:

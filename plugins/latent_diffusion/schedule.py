@@ -7,9 +7,9 @@ Forward process (Ho et al. 2020), linear betas over ``train_steps`` steps (refer
 
 The network predicts eps (the reference) or v = sqrt(ab) eps - sqrt(1 - ab) z_0 (Salimans & Ho
 2022), which at high noise is close to -z_0, so errors of an under-trained network are not
-amplified by 1/sqrt(ab) into the clean latents. Samplers, all from diffusers (imported on first
-use: it takes seconds), configured with the same betas and prediction target and no clipping;
-:data:`SAMPLERS` maps each name to its options class, the first being the default:
+amplified by 1/sqrt(ab) into the clean latents. Samplers (their step rules in solvers.py, each
+giving what the diffusers scheduler of the same name gives with these betas, this prediction
+target and no clipping); :data:`SAMPLERS` maps each name to its options class, the first being the default:
 
 - ``dpm-solver++``: multistep DPM-Solver++ of order 2 (Lu et al. 2022), ``steps`` steps.
 - ``ddim``: deterministic DDIM (eta 0), ``steps`` steps, "trailing" spacing so the first step
@@ -21,38 +21,17 @@ Every random draw (initial noise, DDPM's per-step noise) comes from the caller's
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable
 
-import attrs
 import torch
 
-from ldns_framework import option
+from ldns_plugins.latent_diffusion.options import SAMPLERS, DdimOptions, DdpmOptions, DpmSolverOptions
+from ldns_plugins.latent_diffusion.solvers import Ddim, Ddpm, DpmSolver2M, predicted_clean
 
-__all__ = ["SAMPLERS", "DdimOptions", "DdpmOptions", "DpmSolverOptions", "NoiseSchedule", "make_scheduler", "run_sampler", "sampler_steps"]
-
-
-@attrs.frozen
-class DpmSolverOptions:
-    """Multistep DPM-Solver++ of order 2 (Lu et al. 2022): few steps, the fast default."""
-
-    steps: int = option(25, doc="Solver steps (denoiser evaluations), at most the generator's train_steps.", ge=1)
+__all__ = ["SAMPLERS", "DdimOptions", "DdpmOptions", "DpmSolverOptions", "NoiseSchedule", "Solver", "make_solver",
+           "run_sampler", "sampler_steps"]
 
 
-@attrs.frozen
-class DdimOptions:
-    """Deterministic DDIM (eta 0) with trailing timestep spacing (Song et al. 2021; Lin et al. 2024)."""
-
-    steps: int = option(25, doc="DDIM steps (denoiser evaluations), at most the generator's train_steps.", ge=1)
-
-
-@attrs.frozen
-class DdpmOptions:
-    """Ancestral DDPM over every training step (the reference; Ho et al. 2020): nothing to choose."""
-
-
-#: Sampler name -> options class; the first is the default (the generator's ``samplers``).
-SAMPLERS: dict[str, type] = {"dpm-solver++": DpmSolverOptions, "ddim": DdimOptions, "ddpm": DdpmOptions}
 PREDICTIONS = ("epsilon", "v_prediction")
 
 #: denoise(z_t (B, T, D), t (B,) long) -> predicted eps or v (B, T, D)
@@ -99,16 +78,10 @@ class NoiseSchedule:
         """
         ab = self._alpha_bar(t, z_t)  # (B, 1, 1)
         a, s = ab.sqrt(), (1.0 - ab).sqrt()
+        z0 = predicted_clean(self.prediction, output, z_t, a, s).clamp(-limit, limit)  # (B, T, D)
         if self.prediction == "epsilon":
-            z0 = ((z_t - s * output) / a).clamp(-limit, limit)  # (B, T, D)
             return (z_t - a * z0) / s
-        z0 = (a * z_t - s * output).clamp(-limit, limit)  # (B, T, D)
         return (a * z_t - z0) / s
-
-    def diffusers_options(self) -> dict[str, Any]:
-        """The keyword arguments every diffusers scheduler gets."""
-        return {"num_train_timesteps": self.train_steps, "beta_start": self.beta_start, "beta_end": self.beta_end,
-                "beta_schedule": "linear", "prediction_type": self.prediction}
 
 
 def sampler_steps(sampler: str, options: Any, train_steps: int) -> int:
@@ -124,40 +97,28 @@ def sampler_steps(sampler: str, options: Any, train_steps: int) -> int:
     return steps
 
 
-def make_scheduler(sampler: str, schedule: NoiseSchedule, options: Any = None, device: torch.device | str = "cpu") -> Any:
-    """A diffusers scheduler for ``sampler`` (options: an instance of ``SAMPLERS[sampler]``, None =
-    its defaults) with its timesteps set (:func:`sampler_steps`)."""
+Solver = Ddpm | Ddim | DpmSolver2M
+
+
+def make_solver(sampler: str, schedule: NoiseSchedule, options: Any = None) -> Solver:
+    """The step rule of ``sampler`` (options: an instance of ``SAMPLERS[sampler]``, None = its
+    defaults) on ``schedule``, its timesteps set (:func:`sampler_steps`); one instance samples once."""
     options = SAMPLERS[sampler]() if options is None and sampler in SAMPLERS else options
     steps = sampler_steps(sampler, options, schedule.train_steps)
-    common = schedule.diffusers_options()
     if sampler == "ddpm":
-        from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
-
-        scheduler = DDPMScheduler(**common, variance_type="fixed_small", clip_sample=False)
-    elif sampler == "ddim":
-        from diffusers.schedulers.scheduling_ddim import DDIMScheduler
-
-        scheduler = DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
-    else:
-        from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
-
-        scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
-                                                thresholding=False, lower_order_final=True)
-    with warnings.catch_warnings():  # diffusers' np.array(tensor) trips a numpy 2 DeprecationWarning
-        warnings.filterwarnings("ignore", message=".*__array__ implementation", category=DeprecationWarning)
-        scheduler.set_timesteps(steps, device=device)
-    return scheduler
+        return Ddpm(schedule.alphas_cumprod, schedule.prediction)
+    if sampler == "ddim":
+        return Ddim(schedule.alphas_cumprod, schedule.prediction, steps)
+    return DpmSolver2M(schedule.alphas_cumprod, schedule.prediction, steps)
 
 
 def run_sampler(denoise: DenoiseFn, shape: tuple[int, int, int], *, schedule: NoiseSchedule, sampler: str,
                 options: Any = None, generator: torch.Generator | None = None,
                 device: torch.device | str = "cpu") -> torch.Tensor:
     """Integrate the reverse process from z_T ~ N(0, I) of ``shape`` (B, T, D); returns z_0 (B, T, D) float32."""
-    scheduler = make_scheduler(sampler, schedule, options, device)
+    solver = make_solver(sampler, schedule, options)
     z = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)  # (B, T, D)
-    z = z * scheduler.init_noise_sigma  # 1 for these variance-preserving schedulers
-    for t in scheduler.timesteps:
-        t_batch = torch.full((shape[0],), int(t), device=device, dtype=torch.long)  # (B,)
-        eps = denoise(scheduler.scale_model_input(z, t), t_batch)  # (B, T, D)
-        z = scheduler.step(eps, t, z, generator=generator, return_dict=False)[0]  # (B, T, D)
+    for i, t in enumerate(solver.timesteps):
+        t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)  # (B,)
+        z = solver.step(i, denoise(z, t_batch), z, generator)  # (B, T, D)
     return z

@@ -6,5 +6,6 @@ from ldns_framework import hookimpl
 @hookimpl
 def ldns_register_components(registrar):
     registrar.add("data", "lorenz", "ldns_plugins.lorenz.source:LorenzSource",
+                  config="ldns_plugins.lorenz.config:LorenzConfig",
                   summary="Synthetic Poisson spikes from a 3-d Lorenz attractor, with true latents and rates.",
                   default=True)

@@ -13,17 +13,10 @@ Usage::
 
 from __future__ import annotations
 
-import attrs
 import torch
 
-from ldns_framework import ObservationModel, option
-
-
-@attrs.frozen
-class PoissonConfig:
-    """Options of the Poisson observation model."""
-
-    min_rate: float = option(1.0e-8, doc="Rates are clamped below at this value inside log_prob (avoids log 0).", gt=0)
+from ldns_framework import ObservationModel
+from ldns_plugins.poisson.config import PoissonConfig
 
 
 class PoissonObservation(ObservationModel):

@@ -20,5 +20,6 @@ from ldns_framework import hookimpl
 @hookimpl
 def ldns_register_components(registrar):
     registrar.add("observation", "spike-history", "ldns_plugins.spike_history.glm:SpikeHistory",
+                  config="ldns_plugins.spike_history.config:SpikeHistoryConfig",
                   summary="Per-neuron autoregressive Poisson GLM on the rates and the neuron's own "
                           "last `history` bins, capped at max_spikes (LDNS spike-history model).")

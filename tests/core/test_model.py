@@ -123,6 +123,49 @@ def test_a_run_trained_on_a_device_this_machine_lacks_still_loads(run, tmp_path,
     assert reopened.sample(2, seed=0, progress=False).counts.shape[0] == 2
 
 
+def test_a_gpu_run_reopens_on_the_device_asked_for(run, tmp_path, capsys, monkeypatch):
+    """A run whose spec says ``device: cuda`` (trained on a GPU node) samples on ``device='cpu'`` without
+    a note, exactly as the same run on the CPU; an absent or malformed device is a one-line error."""
+    import shutil
+
+    import torch
+    import yaml
+
+    from ldns_framework import SpecError
+
+    moved = tmp_path / "gpu-run"
+    shutil.copytree(run, moved)
+    spec = yaml.safe_load((moved / "spec.yaml").read_text())
+    spec["run"]["device"] = "cuda"
+    (moved / "spec.yaml").write_text(yaml.safe_dump(spec))
+    on_cpu = Pipeline.load(moved, toy_registry(), device="cpu")
+    assert capsys.readouterr().err == "" and on_cpu.model.device == torch.device("cpu")
+    assert on_cpu._fabric is None  # inference runs on plain torch, no Lightning Fabric
+    here = Pipeline.load(run, toy_registry()).sample(3, seed=4, progress=False)
+    moved_samples = on_cpu.sample(3, seed=4, progress=False)
+    assert np.array_equal(here.counts, moved_samples.counts) and np.array_equal(here.latents, moved_samples.latents)
+    with pytest.raises(SpecError, match=r"^device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'$"):
+        Pipeline.load(moved, toy_registry(), device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SpecError, match=r"^device: 'cuda:0' asked for, but this machine has no CUDA device"):
+            Pipeline.load(moved, toy_registry(), device="cuda:0")
+        monkeypatch.setattr("ldns_framework.cli._registry", lambda args: toy_registry())
+        out = tmp_path / "s.npz"
+        assert main(["sample", str(moved), "--n", "2", "--device", "cuda", "--out", str(out)]) == 2
+        assert capsys.readouterr().err.startswith("error: --device: 'cuda' asked for, but this machine has no CUDA")
+        assert main(["sample", str(moved), "--n", "2", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+        assert read_samples(out).n_trials == 2 and "note:" not in capsys.readouterr().err
+
+
+def test_each_trial_can_have_its_own_length(model):
+    samples = model.sample(3, lengths=np.array([3, 7, 5]), seed=1, progress=False)
+    assert samples.counts.shape[:2] == (3, 7) and samples.lengths.tolist() == [3, 7, 5]
+    for array in (samples.counts, samples.rates, samples.latents):
+        assert not array[0, 3:].any() and not array[2, 5:].any() and array[1].any()
+    with pytest.raises(LdnsError, match=r"^lengths: expected 3 whole numbers >= 1 \(one per trial\)"):
+        model.sample(3, lengths=np.array([3, 0, 5]), progress=False)
+
+
 def test_encoding_no_trials_is_a_clear_error(model):
     empty = model.load_data().subset(np.array([], dtype=int))
     with pytest.raises(LdnsError, match="no trials to encode"):

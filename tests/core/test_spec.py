@@ -15,7 +15,6 @@ from ldns_framework.config import is_required
 from ldns_framework.errors import SpecErrors
 from ldns_framework.spec import COMPONENT_SECTIONS, SampleSpec, apply_overrides, load_spec_file, parse_override
 from ldns_framework.structure import structure_config
-from ldns_plugins.latent_diffusion.schedule import DdimOptions, DpmSolverOptions
 from ldns_registry import Registry
 from toy_components import TOY_SPEC, ToyPlugin
 
@@ -198,23 +197,29 @@ def test_a_kind_without_a_default_needs_its_type():
 DIFFUSION = {**TOY_SPEC, "generator": {"type": "latent-diffusion"}}
 
 
+def diffusion_options(registry, sampler: str, **values):
+    """An options object of one of the latent-diffusion generator's declared samplers."""
+    return registry.component_class("generator", "latent-diffusion").samplers[sampler](**values)
+
+
 def test_sample_section_is_the_generators_sampler_and_its_options(toy_registry):
     spec = toy_registry.resolve({**DIFFUSION, "sample": {"sampler": "ddim", "steps": 7, "n": 5}})
-    assert spec.sample == SampleSpec(n=5, batch_size=256, sampler="ddim", options=DdimOptions(steps=7))
-    assert spec.to_dict()["sample"] == {"sampler": "ddim", "steps": 7, "n": 5, "batch_size": 256}
+    assert spec.sample == SampleSpec(n=5, batch_size=256, sampler="ddim", options=diffusion_options(toy_registry, "ddim", steps=7))
+    assert spec.to_dict()["sample"] == {"sampler": "ddim", "steps": 7, "guidance": 1.0, "n": 5, "batch_size": 256}
     assert toy_registry.resolve(yaml.safe_load(spec.to_yaml())) == spec
     default = toy_registry.resolve({**DIFFUSION, "sample": {"sampler": None, "n": 5}}).sample
-    assert (default.sampler, default.options) == ("dpm-solver++", DpmSolverOptions(steps=25))
-    assert toy_registry.resolve({**DIFFUSION, "sample": {"steps": 9}}).sample.options == DpmSolverOptions(steps=9)
+    assert (default.sampler, default.options) == ("dpm-solver++", diffusion_options(toy_registry, "dpm-solver++", steps=25))
+    assert toy_registry.resolve({**DIFFUSION, "sample": {"steps": 9}}).sample.options == diffusion_options(
+        toy_registry, "dpm-solver++", steps=9)
 
 
 def test_sample_section_errors_name_the_key_and_the_samplers_options(toy_registry):
     assert _errors(toy_registry, {**DIFFUSION, "sample": {"sampler": "ddpm", "steps": 3}}) == [
-        "sample.steps: unknown option; sampler 'ddpm' of 'latent-diffusion' takes no options"]
+        "sample.steps: unknown option; the options of sampler 'ddpm' of 'latent-diffusion' are: guidance"]
     assert _errors(toy_registry, {**DIFFUSION, "sample": {"stps": 3, "n": 0}}) == [
         "sample.n: expected int >= 1, got 0",
         "sample.stps: unknown option (did you mean 'steps'?); the options of sampler 'dpm-solver++' of "
-        "'latent-diffusion' are: steps"]
+        "'latent-diffusion' are: steps, guidance"]
     (line,) = _errors(toy_registry, {**DIFFUSION, "sample": {"sampler": "dim"}})
     assert line == ("sample.sampler: unknown sampler 'dim' of generator 'latent-diffusion' (did you mean 'ddim'?); "
                     "its samplers: dpm-solver++, ddim, ddpm")
@@ -232,9 +237,12 @@ def test_without_a_generator_the_sample_section_takes_only_its_sizes(toy_registr
 
 
 def test_sampler_options_for_the_command_line(toy_registry):
-    assert toy_registry.sampler_options("latent-diffusion", None, {}, "sample") == ("dpm-solver++", DpmSolverOptions())
-    assert toy_registry.sampler_options("latent-diffusion", "ddim", {"steps": 3}, "--") == ("ddim", DdimOptions(3))
-    with pytest.raises(SpecErrors, match=r"^--\.steps: unknown option; sampler 'ddpm' of 'latent-diffusion' takes no options$"):
+    default = ("dpm-solver++", diffusion_options(toy_registry, "dpm-solver++"))
+    assert toy_registry.sampler_options("latent-diffusion", None, {}, "sample") == default
+    ddim = ("ddim", diffusion_options(toy_registry, "ddim", steps=3))
+    assert toy_registry.sampler_options("latent-diffusion", "ddim", {"steps": 3}, "--") == ddim
+    with pytest.raises(SpecErrors, match=r"^--\.steps: unknown option; the options of sampler 'ddpm' of 'latent-diffusion' "
+                                         r"are: guidance$"):
         toy_registry.sampler_options("latent-diffusion", "ddpm", {"steps": 3}, "--")
 
 
