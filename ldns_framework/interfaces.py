@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ldns_framework.batch import Batch
+from ldns_framework.config import NoOptions
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError
 
@@ -31,11 +32,6 @@ __all__ = [
     "PooledMetric",
     "Unconditional",
 ]
-
-
-@attrs.frozen
-class NoOptions:
-    """Config of a component (or sampler) that has no options."""
 
 
 class ConfigurableComponent:
@@ -219,12 +215,31 @@ class Conditioner(ConfigurableComponent, abc.ABC):
     def validate(self, condition: Any, n: int, length: int) -> torch.Tensor | None:
         """Check a user-given condition for ``n`` trials of ``length`` bins; raise DataError naming what is wrong."""
 
+    def sample_covariates(self, condition: torch.Tensor | None) -> dict[str, np.ndarray]:
+        """The validated ``condition`` (as :meth:`validate` returned it) in data units, as covariates
+        of the generated trials (name -> (n, ...) array), so behaviour metrics and the report compare
+        what is decoded from samples with what was asked for. Default: none."""
+        return {}
+
     def state(self) -> dict[str, Any]:
         """JSON-ready normalisation statistics, stored with the run."""
         return {}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state` returned."""
+
+    def user_conditions(self, data: SpikeData, indices: np.ndarray) -> Any:
+        """Conditions of real trials in the units :meth:`validate` accepts (``ldns sample --from-split``):
+        ``validate(user_conditions(data, i), len(i), data.n_time)`` equals ``from_data(data, i)``.
+        Default: :meth:`from_data`'s, as an array (right for a conditioner that does not normalise)."""
+        condition = self.from_data(data, indices)
+        return None if condition is None else condition.detach().cpu().numpy()
+
+    def draw(self, n: int, length: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Conditions for ``n`` trials of ``length`` bins when the user gives none (e.g. uniform reach
+        directions), drawn only from ``generator``. Default: refuse, saying what to give."""
+        raise DataError("condition", "this model is conditional: give a condition (--condition FILE, or "
+                                     "--from-split SPLIT for the conditions of real trials)")
 
 
 class Unconditional(Conditioner):
@@ -242,6 +257,9 @@ class Unconditional(Conditioner):
     def validate(self, condition: Any, n: int, length: int) -> None:
         if condition is not None:
             raise DataError("condition", "this model is unconditional; do not pass a condition")
+        return None
+
+    def draw(self, n: int, length: int, generator: torch.Generator | None = None) -> None:
         return None
 
 
@@ -266,9 +284,15 @@ class Metric(ConfigurableComponent, abc.ABC):
     def compute(self, model: SpikeData, data: SpikeData) -> dict[str, float]:
         """Named values comparing ``model`` samples with real ``data`` (both (trials, time, neurons))."""
 
+    def fit(self, train: SpikeData) -> None:
+        """Learn what the metric needs from the real training trials (e.g. a behaviour decoder); the
+        evaluation calls it once, before any split is compared. Default: nothing to learn."""
+
     def describe(self, context: Any = None) -> dict[str, dict[str, str]]:
         """Per value name: ``unit`` and ``better`` (``"lower"`` or ``"higher"``), for reports and the
-        kit (a lower-is-better value must be 0 on identical inputs, a higher-is-better one maximal).
+        kit (a lower-is-better value must be 0 on identical inputs, a higher-is-better one maximal),
+        and ``against: "condition"`` for a value that scores samples against the conditions they were
+        drawn for rather than against the data (the kit then does not ask for a perfect score).
         ``context`` is what :meth:`PooledMetric.prepare` returned, or None."""
         return {}
 

@@ -9,9 +9,10 @@ per check: PASS, FAIL with the property and what was seen, SKIP with the reason.
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ldns_framework.config import did_you_mean
+from ldns_framework.data import SpikeData
 from ldns_framework.errors import SpecError
 from ldns_framework.spec import apply_overrides
 from ldns_framework.testing.checks import check_component
@@ -21,7 +22,7 @@ __all__ = ["run_check_command"]
 
 
 def run_check_command(kind: str, name: str, overrides: Sequence[str], registry: Any, progress: bool = True, *,
-                      settings: KitSettings | None = None) -> int:
+                      settings: KitSettings | None = None, data: Callable[[], SpikeData] | None = None) -> int:
     """Check the installed component ``name`` of ``kind`` with ``--set key=value`` ``overrides``.
 
     Returns 0 when no check failed (skips are listed with their reason), 1 otherwise. An unknown
@@ -40,7 +41,7 @@ def run_check_command(kind: str, name: str, overrides: Sequence[str], registry: 
         return registry.build(kind, {"type": name, **options}, path=kind, **context)
 
     checks = list(check_component(kind, factory, settings=settings, registry=registry, name=name, options=options,
-                                  include_inapplicable=True))
+                                  data=data, include_inapplicable=True))
     width = max(len(check.name) for check in checks)
     print(f"ldns check {kind} {name}: {len(checks)} checks", flush=True)
     results = []

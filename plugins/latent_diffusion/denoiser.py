@@ -9,11 +9,17 @@ The block's modulation comes from an embedding e (B, C/4): the sinusoidal timest
 (Linear -> SiLU -> Linear), plus, for a vector condition (B, V), its own Linear -> SiLU -> Linear
 embedding added to it (METHOD.md Sec. 4), so the condition enters through adaLN.
 
-Variable length (``mask_channel``): the mask is an extra input channel, every input channel is
-zeroed on padded bins, the instance norm takes its statistics over valid bins, and the S4 input
-is zeroed on padding. So nothing of a padded bin reaches a valid one, and a trial's output does
-not depend on how much padding follows it: training at T_max and sampling at max(lengths) agree.
-(The reference centres trials and replicate-pads instead, and lets padding leak through S4.)
+Variable length (``mask_channel``): the mask is an extra input channel. With ``padding_blind``
+(the default) every input channel is zeroed on padded bins, the instance norm takes its
+statistics over valid bins, and the S4 input is zeroed on padding. So nothing of a padded bin
+reaches a valid one, and a trial's output does not depend on how much padding follows it:
+training at T_max and sampling at max(lengths) agree. Without it (the reference human setting,
+used with centred, edge-replicated latents) the denoiser sees the whole window, padding included.
+
+Condition dropout (``null_condition``, for classifier-free guidance): a learned null token of
+the embedding's size stands in for a dropped condition. For a vector condition it replaces the
+condition's embedding; for a sequence condition the dropped trial's sequence channels are zeroed
+and the token is added to the embedding, so the network always knows whether it is conditioned.
 
 Channels-first (B, C, T) inside this module; its interface is (B, T, channels).
 """
@@ -95,16 +101,21 @@ class Denoiser(nn.Module):
 
     ``vector_dim`` > 0 adds a vector condition (B, V) to the embedding; ``sequence_dim`` > 0
     concatenates a sequence condition (B, T, S) as input channels; ``mask_channel`` adds the
-    validity mask (B, T) as one more input channel and makes the network padding-blind.
+    validity mask (B, T) as one more input channel, and ``padding_blind`` (with it) makes the
+    network blind to padded bins; ``null_condition`` adds the learned null token of condition dropout.
     """
 
     def __init__(self, latent_dim: int, *, hidden: int = 64, blocks: int = 4, state_size: int = 64,
-                 vector_dim: int = 0, sequence_dim: int = 0, mask_channel: bool = False) -> None:
+                 vector_dim: int = 0, sequence_dim: int = 0, mask_channel: bool = False,
+                 padding_blind: bool = True, null_condition: bool = False) -> None:
         super().__init__()
         if hidden % 4:
             raise ValueError(f"hidden: expected a multiple of 4 (the embedding has hidden/4 channels), got {hidden}")
+        if null_condition and not (vector_dim or sequence_dim):
+            raise ValueError("null_condition: an unconditional denoiser has no condition to drop")
         self.latent_dim, self.vector_dim, self.sequence_dim = latent_dim, vector_dim, sequence_dim
         self.mask_channel = mask_channel
+        self.padding_blind = padding_blind
         in_channels = latent_dim + sequence_dim + int(mask_channel)
         groups = in_channels if hidden % in_channels == 0 and hidden > in_channels else 1
         self.conv_in = nn.Conv1d(in_channels, hidden, 1, groups=groups)
@@ -112,29 +123,48 @@ class Denoiser(nn.Module):
         self.vector_embed = _embedder(vector_dim, hidden // 4) if vector_dim else None
         self.blocks = nn.ModuleList(DenoiserBlock(hidden, state_size=state_size) for _ in range(blocks))
         self.conv_out = nn.Conv1d(hidden, in_channels, 1, groups=groups)
+        # created last, so that the other layers' initialisation does not depend on it
+        self.null_condition = nn.Parameter(0.02 * torch.randn(hidden // 4)) if null_condition else None  # (C/4,)
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, *, mask: torch.Tensor | None = None,
-                vector: torch.Tensor | None = None, sequence: torch.Tensor | None = None) -> torch.Tensor:
+                vector: torch.Tensor | None = None, sequence: torch.Tensor | None = None,
+                dropped: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, T, D) noisy latents, t (B,) integer timesteps, mask (B, T) bool (used with
-        ``mask_channel``; None = all valid), vector (B, V), sequence (B, T, S) -> epsilon (B, T, D)."""
+        ``mask_channel``; None = all valid), vector (B, V), sequence (B, T, S), dropped (B,) bool:
+        trials whose condition is replaced by the null token (needs ``null_condition``) -> epsilon (B, T, D)."""
         batch, length, _ = z.shape
+        if dropped is not None and self.null_condition is None:
+            raise ValueError("dropped: this denoiser has no null condition token (built without null_condition)")
         inputs = [z]
         if self.sequence_dim:
-            inputs.append(sequence.to(z.dtype))  # (B, T, S)
+            sequence = sequence.to(z.dtype)  # (B, T, S)
+            inputs.append(sequence if dropped is None else sequence.masked_fill(dropped[:, None, None], 0.0))
         valid = None
         if self.mask_channel:
             if mask is None:
                 mask = torch.ones(batch, length, dtype=torch.bool, device=z.device)
-            valid = mask[:, None, :].to(z.dtype)  # (B, 1, T)
+            if self.padding_blind:
+                valid = mask[:, None, :].to(z.dtype)  # (B, 1, T)
             inputs.append(mask[..., None].to(z.dtype))  # (B, T, 1)
         x = torch.cat(inputs, dim=-1).transpose(1, 2)  # (B, C_in, T)
         if valid is not None:
             x = x.masked_fill(valid == 0, 0.0)  # (B, C_in, T): nothing of a padded bin enters, not even inf/nan
         emb = self.time_embed(timestep_embedding(t.expand(batch)))  # (B, C/4)
-        if self.vector_embed is not None:
-            emb = emb + self.vector_embed(vector.to(emb.dtype))  # (B, C/4)
+        emb = emb + self._condition_embedding(emb, vector, dropped)  # (B, C/4)
         h = self.conv_in(x)  # (B, C, T)
         for block in self.blocks:
             h = block(h, emb, valid)  # (B, C, T)
         out = self.conv_out(h)  # (B, C_in, T)
         return out[:, : self.latent_dim].transpose(1, 2)  # (B, T, D): extra channels discarded
+
+    def _condition_embedding(self, emb: torch.Tensor, vector: torch.Tensor | None,
+                             dropped: torch.Tensor | None) -> torch.Tensor | float:
+        """What the condition adds to the embedding emb (B, C/4): the vector's embedding, the null token
+        on dropped trials, or 0 (a sequence condition enters as input channels)."""
+        added: torch.Tensor | float = 0.0
+        if self.vector_embed is not None:
+            added = self.vector_embed(vector.to(emb.dtype))  # (B, C/4)
+        if dropped is None:
+            return added
+        null = self.null_condition.to(emb.dtype).expand_as(emb)  # (B, C/4)
+        return torch.where(dropped[:, None], null, added)  # (B, C/4)

@@ -5,7 +5,13 @@ Training (METHOD.md Sec. 3): t ~ U{0 .. train_steps-1}, eps ~ N(0, I), z_t = sqr
 sqrt(1 - ab_t) eps, loss = MSE or SmoothL1(eps_theta(z_t, t, c), eps) over valid bins. After each
 optimiser step the training engine calls :meth:`LatentDiffusion.after_optimizer_step` (the EMA
 update); :meth:`sample` uses the EMA weights, with one of the declared :attr:`~LatentDiffusion.samplers`:
-dpm-solver++ (the default), ddim, or the reference's 1000-step ddpm (schedule.py).
+dpm-solver++ (the default), ddim, or the reference's 1000-step ddpm (schedule.py), each with a
+classifier-free ``guidance`` scale (guidance.py; needs ``condition_dropout`` > 0 in training).
+
+Variable length: ``mask_channel`` alone keeps trials right-padded and makes the denoiser blind to
+padding; with ``centre`` as well, each trial's latents are centred in the training window with
+edge-replicated padding and the denoiser sees the whole window (the reference human setting,
+LDNS_NOTES 1.6); samples are cut back to their lengths either way.
 
 Usage::
 
@@ -31,6 +37,12 @@ Usage::
     fast = model.sample(16, lengths, generator=gen)        # (16, 256, 8): dpm-solver++, 25 steps
     few = model.sample(16, lengths, generator=gen, sampler="ddim", options=DdimOptions(steps=10))
     ref = model.sample(16, lengths, generator=gen, sampler="ddpm")  # all 1000 ancestral steps
+
+    # classifier-free guidance: train a conditional model with condition_dropout > 0, then w != 1
+    angles = LatentDiffusion(LatentDiffusionConfig(condition_dropout=0.1), latent_dim=8,
+                             condition_kind="vector", condition_dim=2)
+    guided = angles.sample(16, lengths, torch.randn(16, 2), gen, sampler="ddim",
+                           options=LatentDiffusion.samplers["ddim"](steps=25, guidance=2.0))
 """
 
 from __future__ import annotations
@@ -43,9 +55,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldns_framework import LatentGenerator, LdnsError, option
+from ldns_framework import LatentGenerator, LdnsError
+from ldns_plugins.latent_diffusion.centring import centre, centred_mask, uncentre
+from ldns_plugins.latent_diffusion.config import GUIDED_SAMPLERS, NO_GUIDANCE, LatentDiffusionConfig
 from ldns_plugins.latent_diffusion.denoiser import Denoiser
-from ldns_plugins.latent_diffusion.schedule import SAMPLERS, NoiseSchedule, run_sampler, sampler_steps
+from ldns_plugins.latent_diffusion.guidance import guidance_of, guided
+from ldns_plugins.latent_diffusion.schedule import NoiseSchedule, run_sampler, sampler_steps
 
 __all__ = ["InputError", "LatentDiffusion", "LatentDiffusionConfig", "ema_decay"]
 
@@ -55,47 +70,6 @@ CONDITION_KINDS = (None, "vector", "sequence")
 class InputError(LdnsError, ValueError):
     """A wrong argument of :meth:`LatentDiffusion.sample` or ``training_loss``; the message starts with
     its name (``condition: ...``). A ValueError for Python callers, one clean line in the CLI."""
-
-
-@attrs.frozen
-class LatentDiffusionConfig:
-    """Options of the latent diffusion model; defaults follow the paper's Lorenz denoiser (METHOD.md Sec. 3)."""
-
-    hidden: int = option(64, doc="Hidden channels C of the denoiser, a multiple of 4 (reference: Lorenz 64, "
-                                 "monkey 256, human 384).", ge=4, le=8192)
-    blocks: int = option(4, doc="adaLN-Zero S4 blocks in the denoiser (reference: Lorenz 4, monkey and human 6).",
-                         ge=1, le=256)
-    state_size: int = option(64, doc="S4D state size, an even number (state_size/2 conjugate pairs).", ge=2, le=8192)
-    train_steps: int = option(1000, doc="Diffusion timesteps of the forward process (reference 1000); the ddpm "
-                                        "sampler runs all of them.", ge=2, le=100_000)
-    beta_start: float = option(1.0e-4, doc="First beta of the linear noise schedule.", gt=0, lt=1)
-    beta_end: float = option(0.02, doc="Last beta of the linear noise schedule.", gt=0, lt=1)
-    prediction: str = option("v_prediction", doc="What the denoiser predicts: 'v_prediction' (default: at CPU "
-                                                 "budgets its samples match the data where epsilon's are "
-                                                 "over-dispersed, see benchmarks/README.md) or 'epsilon' (the reference).",
-                             choices=("epsilon", "v_prediction"))
-    loss: str = option("mse", doc="Loss on the predicted noise: 'mse' (reference Lorenz) or 'smooth_l1' "
-                                  "(reference monkey and human).", choices=("mse", "smooth_l1"))
-    smooth_l1_beta: float = option(0.04, doc="Beta of the SmoothL1 loss (reference 0.04, 0.05 conditional).", gt=0)
-    ema_max_decay: float = option(0.9999, doc="Largest EMA decay; the decay warms up as 1-(1+step)^(-ema_power).",
-                                  ge=0, le=1)
-    ema_power: float = option(2.0 / 3.0, doc="Power of the EMA decay warm-up (diffusers EMAModel default 2/3).",
-                              gt=0, le=100)
-    mask_channel: bool = option(False, doc="Feed the validity mask as an extra denoiser channel and make the "
-                                           "denoiser blind to padded bins (variable-length data, reference human).")
-    x0_clip: float | None = option(None, doc="While sampling, clip the clean latents implied by each denoiser "
-                                             "output to [-x0_clip, x0_clip] (thresholding to the training range; "
-                                             "null = off, the reference).", gt=0)
-    clamp: float | None = option(5.0, doc="Clamp the sampled normalised latents to [-clamp, clamp]; null = off "
-                                          "(reference clamps Lorenz latents to [-5, 5]).", gt=0)
-
-    def __attrs_post_init__(self) -> None:
-        if self.hidden % 4:
-            raise ValueError(f"hidden: expected a multiple of 4 (the embedding has hidden/4 channels), got {self.hidden}")
-        if self.state_size % 2:
-            raise ValueError(f"state_size: expected an even number (conjugate pairs), got {self.state_size}")
-        if self.beta_start > self.beta_end:
-            raise ValueError(f"beta_start: expected <= beta_end={self.beta_end}, got {self.beta_start}")
 
 
 def ema_decay(updates_so_far: int, *, power: float = 2.0 / 3.0, max_decay: float = 0.9999) -> float:
@@ -132,8 +106,8 @@ class LatentDiffusion(LatentGenerator):
 
     config_class = LatentDiffusionConfig
     tags = frozenset({"supports_mask", "length_agnostic"})
-    #: dpm-solver++ (default, ``steps``), ddim (``steps``), ddpm (all train_steps, no options).
-    samplers = SAMPLERS
+    #: dpm-solver++ (default, ``steps``), ddim (``steps``), ddpm (all train_steps); each with ``guidance``.
+    samplers = GUIDED_SAMPLERS
 
     def __init__(self, config: LatentDiffusionConfig | None = None, *, latent_dim: int,
                  condition_kind: str | None = None, condition_dim: int = 0) -> None:
@@ -147,11 +121,20 @@ class LatentDiffusion(LatentGenerator):
         self.denoiser = Denoiser(latent_dim, hidden=c.hidden, blocks=c.blocks, state_size=c.state_size,
                                  vector_dim=condition_dim if condition_kind == "vector" else 0,
                                  sequence_dim=condition_dim if condition_kind == "sequence" else 0,
-                                 mask_channel=c.mask_channel)
+                                 mask_channel=c.mask_channel, padding_blind=not c.centre,
+                                 null_condition=self._drops_conditions)
         self.ema = _as_buffers(self.denoiser)
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        if c.centre:  # the window trials are centred in: the longest training batch (0 before training)
+            self.register_buffer("window", torch.zeros((), dtype=torch.long))
 
     # --- conditions -------------------------------------------------------------------------------
+
+    @property
+    def _drops_conditions(self) -> bool:
+        """True when training drops conditions (classifier-free guidance): a conditional model with
+        condition_dropout > 0; an unconditional model has nothing to drop and ignores the option."""
+        return self.condition_kind is not None and self.config.condition_dropout > 0
 
     def _check_condition(self, condition: torch.Tensor | None, n: int, length: int) -> dict[str, torch.Tensor]:
         """Denoiser keyword arguments for ``condition``; an InputError naming ``condition`` on a mismatch."""
@@ -175,12 +158,22 @@ class LatentDiffusion(LatentGenerator):
     def training_loss(self, latents: torch.Tensor, mask: torch.Tensor,
                       condition: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """latents (B, T, D) normalised, mask (B, T) bool -> {"loss": eps- or v-prediction loss averaged over
-        valid (trial, bin, channel) entries}. t and eps come from the global torch RNG (METHOD.md Sec. 3)."""
+        valid (trial, bin, channel) entries}. t and eps come from the global torch RNG (METHOD.md Sec. 3),
+        and so, when ``condition_dropout`` > 0 (only then), does each trial's condition dropout.
+        With ``centre`` the trials are first centred in the T-bin window (edge-replicated)."""
         batch, length, _ = latents.shape
         kwargs = self._check_condition(condition, batch, length)
+        if self.config.centre:
+            self.window.fill_(max(int(self.window), length))
+            lengths = mask.sum(1)  # (B,)
+            latents = centre(latents, lengths, length)  # (B, T, D)
+            kwargs = {k: centre(v, lengths, length) if k == "sequence" else v for k, v in kwargs.items()}
+            mask = centred_mask(lengths, length)  # (B, T)
         t = torch.randint(0, self.config.train_steps, (batch,), device=latents.device)  # (B,)
         noise = torch.randn_like(latents)  # (B, T, D)
         noisy = self.schedule.add_noise(latents, noise, t)  # (B, T, D)
+        if self._drops_conditions:
+            kwargs["dropped"] = torch.rand(batch, device=latents.device) < self.config.condition_dropout  # (B,)
         predicted = self.denoiser(noisy, t, mask=mask if self.config.mask_channel else None, **kwargs)  # (B, T, D)
         target = self.schedule.target(latents, noise, t)  # (B, T, D): eps or v
         if self.config.loss == "mse":
@@ -214,9 +207,11 @@ class LatentDiffusion(LatentGenerator):
         lengths (n,) long; condition (n, dim) for a vector condition or (n, max(lengths), dim) for a
         sequence condition. ``sampler`` is a key of :attr:`samplers` (None: dpm-solver++) and
         ``options`` an instance of its options class (None: its defaults); ddpm always runs all
-        train_steps (the reference). Every draw comes from ``generator`` (the global RNG when None).
-        With ``mask_channel`` the denoiser sees each trial's mask; without it all trials are sampled
-        at max(lengths) and cut (LDNS_NOTES 1.6, 1.8).
+        train_steps (the reference); ``options.guidance`` != 1 runs classifier-free guidance.
+        Every draw comes from ``generator`` (the global RNG when None). With ``mask_channel`` the
+        denoiser sees each trial's mask; without it all trials are sampled at max(lengths) and cut
+        (LDNS_NOTES 1.6, 1.8). With ``centre`` every trial is sampled centred in the training window
+        (or max(lengths) when longer), so a trial's draw never depends on the other trials' lengths.
         """
         sampler = next(iter(self.samplers)) if sampler is None else sampler
         options = self.samplers[sampler]() if options is None and sampler in self.samplers else options
@@ -224,17 +219,35 @@ class LatentDiffusion(LatentGenerator):
             sampler_steps(sampler, options, self.config.train_steps)
         except ValueError as exc:
             raise InputError(str(exc)) from None
+        scale = guidance_of(options)
+        self._check_guidance(scale)
         lengths = torch.as_tensor(lengths, dtype=torch.long).reshape(-1).cpu()
         if lengths.numel() != n or n < 1 or int(lengths.min()) < 1:
             raise InputError(f"lengths: expected {n} lengths >= 1 (one per trial), got {lengths.tolist()}")
         length = int(lengths.max())
         kwargs = self._check_condition(condition, n, length)
         device = self.ema_updates.device
-        mask = (torch.arange(length)[None, :] < lengths[:, None]).to(device)  # (n, T)
+        window = max(int(self.window), length) if self.config.centre else length
+        if self.config.centre:
+            mask = centred_mask(lengths, window)  # (n, W)
+            kwargs = {k: centre(v, lengths, window) if k == "sequence" else v for k, v in kwargs.items()}
+        else:
+            mask = torch.arange(length)[None, :] < lengths[:, None]  # (n, T)
+        mask = mask.to(device)
         kwargs = {k: v.to(device) for k, v in kwargs.items()}
+        given_mask = mask if self.config.mask_channel else None
+
+        def doubled(z: torch.Tensor, t: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+            """One denoiser call on the batch twice, the second copy's conditions dropped -> (2n, W, D)."""
+            both_mask = None if given_mask is None else given_mask.repeat(2, 1)  # (2n, W)
+            both_conditions = {k: torch.cat([v, v]) for k, v in kwargs.items()}
+            return self.ema(torch.cat([z, z]), torch.cat([t, t]), mask=both_mask, dropped=dropped, **both_conditions)
 
         def denoise(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            output = self.ema(z, t, mask=mask if self.config.mask_channel else None, **kwargs)  # (n, T, D)
+            if scale == NO_GUIDANCE:
+                output = self.ema(z, t, mask=given_mask, **kwargs)  # (n, W, D)
+            else:
+                output = guided(lambda dropped: doubled(z, t, dropped), n, scale, device)  # (n, W, D)
             if self.config.x0_clip is None:
                 return output
             return self.schedule.clip_prediction(output, z, t, self.config.x0_clip)
@@ -243,14 +256,39 @@ class LatentDiffusion(LatentGenerator):
         self.eval()
         try:
             # eval mode, no grad: each S4D layer computes its kernel once per length (ldns_framework.nn)
-            z = run_sampler(denoise, (n, length, self.latent_dim), schedule=self.schedule, sampler=sampler,
-                            options=options, generator=generator, device=device)  # (n, T, D)
-            latents = (z * mask[..., None]).float()  # (n, T, D): zero past each length
+            z = run_sampler(denoise, (n, window, self.latent_dim), schedule=self.schedule, sampler=sampler,
+                            options=options, generator=generator, device=device)  # (n, W, D)
+            if self.config.centre:
+                latents = uncentre(z, lengths.to(device)).float()  # (n, T, D): zero past each length
+            else:
+                latents = (z * mask[..., None]).float()  # (n, T, D): zero past each length
         finally:
             self.train(was_training)
         if self.config.clamp is not None:
             latents = latents.clamp(-self.config.clamp, self.config.clamp)
         return latents
+
+    def _check_guidance(self, scale: float) -> None:
+        """Guidance needs an unconditional mode: a conditional model trained with condition dropout."""
+        if scale == NO_GUIDANCE:
+            return
+        if self.condition_kind is None:
+            raise InputError(f"guidance: this latent-diffusion model is unconditional, so there is nothing to "
+                             f"guide; use guidance 1, got {scale:g}")
+        if not self._drops_conditions:
+            raise InputError(f"guidance: this model was trained without condition dropout (condition_dropout: 0), "
+                             f"so it has no unconditional mode to guide with; use guidance 1 or retrain with "
+                             f"condition_dropout > 0 (e.g. 0.1), got {scale:g}")
+
+    @classmethod
+    def describe_sampler(cls, sampler: str, options: Any) -> str:
+        """As the base class, leaving out ``guidance`` when it is 1 (no guidance): ``ddim (steps=10)``."""
+        if attrs.has(type(options)) and "guidance" in attrs.fields_dict(type(options)) and \
+                guidance_of(options) == NO_GUIDANCE:
+            plain = attrs.asdict(options)
+            del plain["guidance"]
+            options = type(options).__mro__[1](**plain)  # the schedule's options class it extends
+        return super().describe_sampler(sampler, options)
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, condition_kind={self.condition_kind}, condition_dim={self.condition_dim}"

@@ -5,6 +5,12 @@ bottleneck -> latents (B, T, D), no activation. The reference decoder is pointwi
 (grouped 1x1 conv D -> C, GELU, 1x1 conv C -> N, softplus), so all temporal structure lives in
 the latents; ``decoder_blocks`` > 0 inserts residual blocks before the output conv.
 
+Normalisation: the reference's instance norm takes its statistics over the whole trial, so a
+bin's latents depend on later bins even with backward-only S4 kernels. ``norm: causal`` uses a
+running (cumulative) instance norm instead: with ``bidirectional: false`` every output at bin t
+then depends on bins <= t only (``is_causal``), so right-padding can never change a valid output,
+however much of it there is and whatever it holds (variable-length data, METHOD.md Sec. 4).
+
 Training (Sec. 3.1, Eq. 1) uses coordinated dropout: each (trial, bin, neuron) entry is hidden
 from the encoder with probability p, the input is rescaled by 1/(1-p), and only the hidden
 entries are scored, so the autoencoder cannot learn the identity map. Latent L2 and temporal
@@ -17,7 +23,8 @@ Usage::
     from ldns_plugins.poisson.model import PoissonObservation
     from ldns_plugins.s4_autoencoder.model import S4Autoencoder, S4AutoencoderConfig
 
-    model = S4Autoencoder(S4AutoencoderConfig(hidden=64, latent_dim=8, bidirectional=False), n_neurons=50)
+    config = S4AutoencoderConfig(hidden=64, latent_dim=8, bidirectional=False, norm="causal")  # causal
+    model = S4Autoencoder(config, n_neurons=50)
     observation = PoissonObservation()
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     counts = torch.poisson(torch.full((32, 100, 50), 0.3))      # (B, T, N)
@@ -38,49 +45,16 @@ Usage::
 
 from __future__ import annotations
 
-import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldns_framework import Batch, Encoder, ObservationModel, option
-from ldns_framework.nn import INITS, S4D
+from ldns_framework import Batch, Encoder, ObservationModel
+from ldns_framework.nn import S4D
+from ldns_plugins.s4_autoencoder.config import NORMS, S4AutoencoderConfig
 
-__all__ = ["ResidualBlock", "S4Autoencoder", "S4AutoencoderConfig", "latent_penalties", "masked_instance_norm"]
-
-
-@attrs.frozen
-class S4AutoencoderConfig:
-    """Options of the S4 autoencoder; defaults follow the paper's Lorenz autoencoder at half width."""
-
-    hidden: int = option(128, doc="Hidden channels C of the encoder and decoder (reference 256).", ge=1, le=8192)
-    latent_dim: int = option(8, doc="Latent channels D; must divide hidden (the bottleneck is grouped by latent).",
-                             ge=1, le=8192)
-    blocks: int = option(4, doc="Residual S4 blocks in the encoder.", ge=0, le=256)
-    decoder_blocks: int = option(0, doc="Residual S4 blocks in the decoder; 0 keeps it pointwise in time (reference).",
-                                 ge=0, le=256)
-    bidirectional: bool = option(True, doc="Bidirectional S4 kernels; false makes every block causal (reference for "
-                                           "variable-length and monkey data).")
-    state_size: int = option(64, doc="S4D state size, an even number (state_size/2 conjugate pairs).", ge=2, le=8192)
-    dt_min: float = option(1.0e-3, doc="Lower end of the log-uniform S4 step-size init.", gt=0)
-    dt_max: float = option(1.0e-1, doc="Upper end of the log-uniform S4 step-size init.", gt=0)
-    s4_init: str = option("lin", doc="Init of the imaginary part of A: 'lin' (S4D-Lin, pi n) or 'inv' (S4D-Inv).",
-                          choices=INITS)
-    dropout_prob: float = option(0.2, doc="Coordinated-dropout probability p per (trial, bin, neuron); 0 disables it.",
-                                 ge=0, lt=1)
-    beta_l2: float = option(0.01, doc="Weight of the latent L2 penalty (Eq. 1), per input entry B*T*N.", ge=0)
-    beta_td: float = option(0.01, doc="Weight of the latent temporal-smoothness penalty (Eq. 1), per input entry.", ge=0)
-    td_lags: int = option(5, doc="Largest lag K of the temporal-smoothness penalty (lag k weighted 1/(1+k)).",
-                          ge=0, le=10_000)
-
-    def __attrs_post_init__(self) -> None:
-        if self.hidden % self.latent_dim:
-            raise ValueError(f"hidden: expected a multiple of latent_dim={self.latent_dim} (the bottleneck conv is "
-                             f"grouped by latent channel), got {self.hidden}")
-        if self.state_size % 2:
-            raise ValueError(f"state_size: expected an even number (conjugate pairs), got {self.state_size}")
-        if self.dt_min > self.dt_max:
-            raise ValueError(f"dt_min: expected <= dt_max={self.dt_max}, got {self.dt_min}")
+__all__ = ["NORMS", "ResidualBlock", "S4Autoencoder", "S4AutoencoderConfig", "causal_instance_norm", "latent_penalties",
+           "masked_instance_norm"]
 
 
 def masked_instance_norm(x: torch.Tensor, valid: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -95,6 +69,21 @@ def masked_instance_norm(x: torch.Tensor, valid: torch.Tensor, eps: float = 1e-5
     return (x - mean) * torch.rsqrt(var + eps)  # (B, C, T)
 
 
+def causal_instance_norm(x: torch.Tensor, valid: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Instance norm with running statistics: bin t is normalised by the mean and (biased) variance
+    of the valid bins <= t, so no output depends on a later bin.
+
+    x (B, C, T), valid (B, 1, T) float 0/1 -> (B, C, T). A bin before the first valid one, or the
+    first valid bin itself (zero variance), maps to 0 up to eps.
+    """
+    count = valid.cumsum(-1).clamp_min(1.0)  # (B, 1, T)
+    # shifted by the first bin (the variance does not change) so the running sums stay small
+    shifted = (x - x[..., :1]) * valid  # (B, C, T): a padded bin adds nothing to later statistics
+    mean = shifted.cumsum(-1) / count  # (B, C, T)
+    var = (shifted.square().cumsum(-1) / count - mean.square()).clamp_min(0.0)  # (B, C, T)
+    return (shifted - mean) * torch.rsqrt(var + eps)  # (B, C, T)
+
+
 class ResidualBlock(nn.Module):
     """The reference ``AutoEncoderBlock`` (LDNS_NOTES 1.2): an S4 time mixer and an MLP channel mixer,
     each behind a masked instance norm with a learned, zero-initialised per-channel shift/scale."""
@@ -107,17 +96,18 @@ class ResidualBlock(nn.Module):
         self.post_scale = nn.Conv1d(channels, channels, 1, groups=channels)  # per-channel scale and bias
         self.mlp = nn.Sequential(nn.Conv1d(channels, 2 * channels, 1, bias=False), nn.GELU(),
                                  nn.Conv1d(2 * channels, channels, 1, bias=False))
+        self.norm = causal_instance_norm if config.norm == "causal" else masked_instance_norm
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """x (B, C, T), valid (B, 1, T) float -> (B, C, T).
 
-        The S4 input is zeroed on padding, so with the masked norm no padded bin reaches a valid
-        one, in either direction; the other layers are pointwise in time.
+        The S4 input is zeroed on padding, so with either norm (both skip padded bins) no padded bin
+        reaches a valid one, in either direction; the other layers are pointwise in time.
         """
         shift_tm, scale_tm, shift_cm, scale_cm = self.modulation.chunk(4, dim=1)  # each (1, C, 1)
-        y = (masked_instance_norm(x, valid) * (1 + scale_tm) + shift_tm) * valid  # (B, C, T)
+        y = (self.norm(x, valid) * (1 + scale_tm) + shift_tm) * valid  # (B, C, T)
         x = x + self.post_scale(F.gelu(self.time_mixer(y)))  # (B, C, T)
-        y = masked_instance_norm(x, valid) * (1 + scale_cm) + shift_cm  # (B, C, T)
+        y = self.norm(x, valid) * (1 + scale_cm) + shift_cm  # (B, C, T)
         return x + self.mlp(y)  # (B, C, T)
 
 
@@ -157,11 +147,12 @@ class S4Autoencoder(Encoder):
 
     @property
     def is_causal(self) -> bool:
-        """False, even with ``bidirectional: false``: the S4 kernels then look only backwards, but the
-        masked instance norm of every block takes its statistics over all of a trial's valid bins, so
-        a bin's latents depend on later valid bins. Padding never reaches a valid bin in either mode
-        (the norm's statistics and the S4 input skip it)."""
-        return False
+        """True with ``bidirectional: false`` and ``norm: causal``: backward-only kernels and running
+        statistics, so outputs at bin t depend on bins <= t only. With the reference's instance norm
+        the statistics span all of a trial's valid bins, so a bin's latents depend on later valid bins
+        even with backward kernels. Padding never reaches a valid bin in any mode (the norm's
+        statistics and the S4 input skip it)."""
+        return not self.config.bidirectional and self.config.norm == "causal"
 
     def encode(self, counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """counts (B, T, N), mask (B, T) -> latents (B, T, D), zero on padded bins."""

@@ -54,7 +54,11 @@ def _nwb_file() -> str:
 #: Options a built-in needs to be built at all (a required path), or to stay small enough for CI.
 OPTIONS = {("data", "arrays"): {"path": _arrays_file()},
            ("data", "lorenz"): {"n_trials": 40, "length": 32, "n_neurons": 8},
-           ("data", "nwb"): {"path": _nwb_file(), "align_range_ms": [-200, 200], "bin_ms": 10, "behavior": []}}
+           ("conditioner", "reach-angle"): {"covariate": "sequence", "bin": 4},  # the kit's data have no hand_vel
+           ("conditioner", "velocity"): {"covariate": "sequence"},
+           ("conditioner", "covariate"): {"covariate": "vector"},
+           ("data", "nwb"): {"path": _nwb_file(), "align_range_ms": [-200, 200], "bin_ms": 10, "behavior": []},
+           ("data", "speech-synthetic"): {"n_trials": 24, "n_channels": 8, "min_length": 8, "max_length": 32}}
 
 
 def _params() -> list:

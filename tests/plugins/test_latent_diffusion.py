@@ -12,8 +12,7 @@ import torch
 from plugin_helpers import registered_classes
 from ldns_plugins.latent_diffusion.denoiser import Denoiser, DenoiserBlock, timestep_embedding
 from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig, ema_decay
-from ldns_plugins.latent_diffusion.schedule import (SAMPLERS, DdimOptions, DpmSolverOptions, NoiseSchedule,
-                                                    make_scheduler, run_sampler)
+from ldns_plugins.latent_diffusion.schedule import SAMPLERS, DdimOptions, DpmSolverOptions, NoiseSchedule, run_sampler
 
 T, D = 32, 4
 TINY = {"hidden": 16, "blocks": 1, "state_size": 8}
@@ -60,7 +59,8 @@ def test_registers_the_generator() -> None:
 def test_declares_its_samplers_with_the_fast_one_first() -> None:
     assert list(LatentDiffusion.samplers) == ["dpm-solver++", "ddim", "ddpm"]
     assert LatentDiffusion.samplers["dpm-solver++"]().steps == 25 and LatentDiffusion.samplers["ddim"]().steps == 25
-    assert not attrs.fields(LatentDiffusion.samplers["ddpm"])  # all training steps: nothing to choose
+    # all training steps: nothing to choose but the guidance scale every sampler has (test_guidance.py)
+    assert [f.name for f in attrs.fields(LatentDiffusion.samplers["ddpm"])] == ["guidance"]
     assert LatentDiffusion.describe_sampler("ddim", DdimOptions(steps=10)) == "ddim (steps=10)"
 
 
@@ -116,17 +116,6 @@ def test_noise_schedule_matches_its_formulas() -> None:
     z0, eps, t = torch.randn(3, T, D), torch.randn(3, T, D), torch.tensor([0, 500, 999])
     ab = schedule.alphas_cumprod[t][:, None, None]
     torch.testing.assert_close(schedule.add_noise(z0, eps, t), ab.sqrt() * z0 + (1 - ab).sqrt() * eps)
-
-
-@pytest.mark.parametrize("sampler", SAMPLERS)
-def test_every_sampler_shares_the_training_schedule(sampler: str) -> None:
-    schedule = NoiseSchedule(1000, 1e-4, 0.02)
-    scheduler = make_scheduler(sampler, schedule, with_steps(sampler, 20))
-    torch.testing.assert_close(scheduler.alphas_cumprod, schedule.alphas_cumprod)
-    assert scheduler.config.prediction_type == "epsilon"
-    assert not scheduler.config.get("clip_sample", False) and not scheduler.config.get("thresholding", False)
-    assert len(scheduler.timesteps) == (1000 if sampler == "ddpm" else 20)
-    assert int(scheduler.timesteps.max()) == 999
 
 
 @pytest.mark.parametrize(("sampler", "steps", "tolerance"), [("ddpm", None, 0.05), ("ddim", 25, 0.15),
@@ -368,7 +357,6 @@ def test_v_prediction_target_and_sampler_agree() -> None:
     # z0 is recovered exactly from z_t and the true v: sqrt(ab) z_t - sqrt(1 - ab) v
     z_t = schedule.add_noise(z0, noise, t)
     torch.testing.assert_close(ab.sqrt() * z_t - (1 - ab).sqrt() * schedule.target(z0, noise, t), z0, atol=1e-5, rtol=0)
-    assert make_scheduler("dpm-solver++", schedule, DpmSolverOptions(10)).config.prediction_type == "v_prediction"
     model = make_model(prediction="v_prediction", train_steps=50)
     assert torch.isfinite(model.training_loss(torch.randn(2, T, D), lengths_mask([T, T]), None)["loss"])
     assert model.sample(2, torch.tensor([T, T]), generator=torch.Generator().manual_seed(0), options=DpmSolverOptions(4)).shape == (2, T, D)

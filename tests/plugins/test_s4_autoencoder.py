@@ -12,6 +12,7 @@ from ldns_plugins.poisson.model import PoissonObservation
 from ldns_plugins.s4_autoencoder.model import (
     S4Autoencoder,
     S4AutoencoderConfig,
+    causal_instance_norm,
     latent_penalties,
     masked_instance_norm,
 )
@@ -203,7 +204,75 @@ def test_not_causal_even_with_backward_kernels_since_the_norm_sees_the_whole_tri
     assert model.is_causal is False and make_model(bidirectional=True).is_causal is False
 
 
+CAUSAL = {"bidirectional": False, "norm": "causal"}
+
+
+def test_causal_when_configured_so() -> None:
+    assert make_model(**CAUSAL).is_causal is True
+    assert make_model(bidirectional=True, norm="causal").is_causal is False  # forward-looking kernels
+    assert make_model(bidirectional=False).is_causal is False  # the reference's whole-trial norm
+
+
+@pytest.mark.parametrize("decoder_blocks", [0, 1])
+def test_causal_outputs_ignore_later_bins(decoder_blocks: int) -> None:
+    model = make_model(**CAUSAL, decoder_blocks=decoder_blocks).eval()
+    batch = make_batch(batch_size=2)
+    later = batch.counts.clone()
+    later[:, 20:] = torch.poisson(torch.full_like(later[:, 20:], 4.0))
+    with torch.no_grad():
+        before, after = model.encode(batch.counts, batch.mask), model.encode(later, batch.mask)
+        rates_before, rates_after = model.decode(before, batch.mask), model.decode(after, batch.mask)
+    torch.testing.assert_close(after[:, :20], before[:, :20], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(rates_after[:, :20], rates_before[:, :20], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(after[:, 20:], before[:, 20:])
+
+
+@pytest.mark.parametrize("decoder_blocks", [0, 1])
+def test_causal_encoder_ignores_the_amount_and_content_of_padding(decoder_blocks: int) -> None:
+    """The same 20-bin trial alone, padded to 32 bins with zeros, and padded to 64 bins with
+    garbage gives the same latents and rates on its 20 valid bins."""
+    model = make_model(**CAUSAL, decoder_blocks=decoder_blocks).eval()
+    trial = torch.poisson(torch.full((1, 20, N), 1.5))  # (1, 20, N)
+    outputs = []
+    for total, fill in ((20, 0.0), (32, 0.0), (64, 9.0)):
+        counts = torch.cat([trial, torch.full((1, total - 20, N), fill)], dim=1)  # (1, total, N)
+        mask = torch.arange(total)[None, :] < 20  # (1, total)
+        with torch.no_grad():
+            latents = model.encode(counts, mask)
+            outputs.append((latents[:, :20], model.decode(latents, mask)[:, :20]))
+    for latents, rates in outputs[1:]:
+        torch.testing.assert_close(latents, outputs[0][0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(rates, outputs[0][1], rtol=1e-4, atol=1e-5)
+
+
+def test_every_loss_term_ignores_padding_in_the_causal_encoder() -> None:
+    model = make_model(**CAUSAL)  # training mode: coordinated dropout on
+    batch = make_batch(batch_size=3, lengths=[T, 20, 9])
+    garbage = batch.counts.clone()
+    garbage[~batch.mask] = 7.0
+    torch.manual_seed(3)
+    clean = model.training_loss(batch, PoissonObservation())
+    torch.manual_seed(3)
+    noisy = model.training_loss(Batch(garbage, batch.mask), PoissonObservation())
+    for part in ("loss", "recon", "l2", "td"):
+        torch.testing.assert_close(noisy[part], clean[part], rtol=1e-5, atol=1e-7)
+
+
+def test_causal_instance_norm_uses_the_bins_so_far() -> None:
+    x = torch.randn(2, 3, 12)  # (B, C, T)
+    valid = (torch.arange(12)[None, :] < torch.tensor([12, 7])[:, None])[:, None].float()  # (B, 1, T)
+    out = causal_instance_norm(x, valid)
+    for t in (1, 5, 11):  # at bin t: the statistics of bins 0..t, as torch's norm of that prefix
+        torch.testing.assert_close(out[:1, :, t], torch.nn.functional.instance_norm(x[:1, :, : t + 1])[..., -1],
+                                   rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out[1:, :, :7], causal_instance_norm(x[1:, :, :7], valid[1:, :, :7]))
+    # the last valid bin sees the trial's whole statistics: the masked norm's value there
+    torch.testing.assert_close(out[1:, :, 6], masked_instance_norm(x[1:], valid[1:])[..., 6], rtol=1e-4, atol=1e-4)
+    assert out[:, :, 0].abs().max() < 1e-3  # one bin: zero variance, nothing to normalise
+
+
 @pytest.mark.parametrize(("options", "message"), [
+    ({"norm": "layer"}, "one of"),
     ({"hidden": 16, "latent_dim": 3}, "multiple of latent_dim"),
     ({"state_size": 15}, "even"),
     ({"dt_min": 0.5, "dt_max": 0.1}, "dt_min"),

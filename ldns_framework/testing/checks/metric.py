@@ -116,12 +116,15 @@ def _described(subject: MetricSubject, name: str) -> None:
 
 @_check("identical_inputs_score_perfectly")
 def _perfect(subject: MetricSubject, name: str) -> None:
-    """On identical inputs a lower-is-better value is 0, and a higher-is-better one is at least its value on different inputs."""
+    """On identical inputs a lower-is-better value is 0, and a higher-is-better one is at least its value on different
+    inputs; values declared ``against: condition`` (scored against the requested conditions) are exempt."""
     _, data = subject.inputs()
     same, different = subject.values(name, data, data), subject.values(name)
     metric = subject.component()
     described = metric.describe(_context(metric, data)) or {}
     for key, value in same.items():
+        if (described.get(key) or {}).get("against") == "condition":
+            continue
         better = (described.get(key) or {}).get("better")
         if better == "lower" and not abs(float(value)) <= 1e-6:
             raise fail(name, f"{key} is {value!r} for identical model and data; a lower-is-better value must be 0 there")
