@@ -34,6 +34,12 @@ Other metrics are called as ``metric.compute(model_subset, data_subset)`` for ev
 
 Records (:data:`RECORD_FIELDS`) are flat dicts, one per (split, metric value); NaN marks an
 undefined number (written as ``null`` by :func:`write_metrics`).
+
+Metrics that learn something from real data (a behaviour decoder) define ``fit(train)``: it is
+called once with the real training trials (``train=``) before any split is compared. A metric
+that returns no values for the samples in every fold does not apply to them (e.g. a decoding
+metric on unconditional samples): it gets no records, and :func:`not_applicable` names it
+(``metrics.json`` meta ``not_applicable``).
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ __all__ = [
     "evaluate_samples",
     "format_table",
     "metrics_from_registry",
+    "not_applicable",
     "poisson_baseline",
     "read_metrics",
     "write_metrics",
@@ -253,7 +260,8 @@ class _PooledCache:
 
 def evaluate(samples: SpikeData, reference: Mapping[str, SpikeData], metrics: Mapping[str, Any], *, folds: int = 5,
              seed: int = 0, progress: bool = True, protocol: str = "bootstrap", baseline: bool = True,
-             model_name: str = "model", workers: int = 1, blas_threads: int | None = 1) -> list[dict[str, Any]]:
+             model_name: str = "model", workers: int = 1, blas_threads: int | None = 1,
+             train: SpikeData | None = None) -> list[dict[str, Any]]:
     """Every metric of ``samples`` against every split in ``reference``, with floor and baseline.
 
     ``reference`` maps a split name to its real trials; ``metrics`` maps a component name to a
@@ -263,6 +271,7 @@ def evaluate(samples: SpikeData, reference: Mapping[str, SpikeData], metrics: Ma
     ``blas_threads`` caps the BLAS threads while evaluating (through ``threadpoolctl`` when
     installed; ``None`` leaves them alone): the matrix products here are small, and on a busy
     machine multi-threaded OpenBLAS spin-waits, measured 25x slower than one thread.
+    ``train``: the real training trials, given to every metric defining ``fit(train)`` first.
     Returns one flat record per (split, value) with the fields of :data:`RECORD_FIELDS`.
     """
     if protocol not in PROTOCOLS:
@@ -285,11 +294,25 @@ def evaluate(samples: SpikeData, reference: Mapping[str, SpikeData], metrics: Ma
     model = _lean(samples)
     records = []
     with blas_limit(blas_threads):
+        if train is not None:
+            _fit_metrics(metrics, _lean(train))
         for split, real in reference.items():
             records += _evaluate_split(model, _lean(real), split, adapters, folds=int(folds), seed=seed,
                                        progress=progress, protocol=protocol, baseline=baseline,
                                        model_name=model_name, workers=int(workers))
     return records
+
+
+def _fit_metrics(metrics: Mapping[str, Any], train: SpikeData) -> None:
+    """Let every metric learn what it needs from the real training trials (``Metric.fit``)."""
+    for metric in metrics.values():
+        metric.fit(train)
+
+
+def not_applicable(records: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]) -> list[str]:
+    """Names of the metrics that produced no record (they do not apply to these samples or data)."""
+    present = {record["component"] for record in records}
+    return [name for name in metrics if name not in present]
 
 
 def _evaluate_split(model: SpikeData, real: SpikeData, split: str, adapters: list[_Adapter], *, folds: int,
@@ -346,6 +369,8 @@ def _evaluate_split(model: SpikeData, real: SpikeData, split: str, adapters: lis
              "n_floor": int(plan[0].floor_reference.sum())}
     records = []
     for adapter in adapters:
+        if not any(result["value"].get(adapter.name) for result in results):
+            continue  # no value for the samples in any fold: the metric does not apply to them
         described = adapter.describe(contexts[adapter.name])
         names: dict[str, None] = {}
         for result in results:
@@ -445,10 +470,11 @@ def evaluate_samples(samples: Samples, data: SpikeData, metrics: Mapping[str, Me
     """(records, meta): :func:`evaluate` of generated ``samples`` against ``data``'s ``against`` splits,
     and the meta block of ``metrics.json`` (what was compared, how the samples were drawn)."""
     reference = reference_splits(data, against)
+    train = data.split("train") if len(data.splits.get("train", ())) else None
     started = time.perf_counter()
     records = evaluate(samples.to_spike_data(data.bin_width_s), reference, metrics, folds=folds, seed=seed,
-                       progress=progress, protocol=protocol, workers=workers, model_name=model_name)
-    meta = {"n_samples": samples.n_trials, "against": against,
+                       progress=progress, protocol=protocol, workers=workers, model_name=model_name, train=train)
+    meta = {"n_samples": samples.n_trials, "against": against, "not_applicable": not_applicable(records, metrics),
             "splits": {s: r.n_trials for s, r in reference.items()}, "folds": folds, "seed": seed,
             "protocol": protocol, "sampler": samples.info(), "seconds": round(time.perf_counter() - started, 2),
             "metrics": {name: _describe_component(metric) for name, metric in metrics.items()}}
@@ -488,8 +514,9 @@ def _describe_component(metric: Metric) -> dict[str, Any]:
             "options": unstructure_config(metric.config)}
 
 
-def format_table(records: Sequence[Mapping[str, Any]]) -> str:
-    """The records as a plain-text table (metric, split, value +- spread, floor, baseline, unit)."""
+def format_table(records: Sequence[Mapping[str, Any]], not_applicable: Sequence[str] = ()) -> str:
+    """The records as a plain-text table (metric, split, value +- spread, floor, baseline, unit), and a
+    line naming the metrics that do not apply (:func:`not_applicable`, meta ``not_applicable``)."""
     header = ("metric", "split", "value", "+-", "floor", "baseline", "unit")
     rows = [header]
     for r in records:
@@ -498,6 +525,8 @@ def format_table(records: Sequence[Mapping[str, Any]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i in (0, 1, 6) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
+    if not_applicable:
+        lines.append(f"not applicable to these samples (no values): {', '.join(not_applicable)}")
     return "\n".join(line.rstrip() for line in lines)
 
 

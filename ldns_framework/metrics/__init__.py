@@ -10,6 +10,9 @@ for right-padded variable-length data; padding never counts as data. One module 
 * :mod:`.temporal`: auto- and cross-correlations over lags (per trial or trial-averaged),
   neuron groups, summaries.
 * :mod:`.psth`: PSTH per condition.
+* :mod:`.buckets`: mean rates and correlations per bucket of trial lengths.
+* :mod:`.smoothing`: Gaussian smoothing along time over valid bins only.
+* :mod:`.decoding`: ridge decoding of velocity, pooled R^2, reach angles and directions.
 * :mod:`.paired`: NaN-safe Pearson r and RMSE of paired values.
 * :mod:`.units`: seconds or bins, from the data's metadata.
 * :mod:`.compare`: every headline number in one call.
@@ -26,7 +29,11 @@ has one implementation here.
 from __future__ import annotations
 
 from ldns_framework.metrics._arrays import trial_mean, trial_sums, valid_bins
+from ldns_framework.metrics.buckets import BucketStatistics, bucket_index, bucket_statistics, length_bucket_edges
 from ldns_framework.metrics.compare import HEADLINE_METRICS, compare
+from ldns_framework.metrics.decoding import (DEFAULT_ALPHAS, Behaviour, R2Sums, angle_at, angular_error_deg, decode,
+                                             direction_labels, fit_ridge_decoder, pooled_r2, r2_sums, ridge_cv_scores,
+                                             target_angles)
 from ldns_framework.metrics.correlation import (correlation_matrix, correlation_r, correlation_rmse,
                                                 correlation_rmse_all_entries, lower_triangle)
 from ldns_framework.metrics.isi import (IsiComparison, IsiMoments, IsiStatistics, compare_isi_statistics,
@@ -37,7 +44,7 @@ from ldns_framework.metrics.population import (HISTOGRAM_EPSILON, PopulationComp
                                                count_grid, kl_divergence, log_population_density,
                                                population_count_densities, population_count_kl,
                                                population_counts, population_density)
-from ldns_framework.metrics.psth import condition_psth
+from ldns_framework.metrics.psth import condition_psth, smoothed_condition_psth
 from ldns_framework.metrics.rates import mean_rate_rmse, mean_rates, pooled_mean_rates
 from ldns_framework.metrics.recovery import latent_recovery_r2, rate_correlation
 from ldns_framework.metrics.temporal import (DEFAULT_MAX_LAG, TemporalComparison, TemporalSummary,
@@ -45,9 +52,13 @@ from ldns_framework.metrics.temporal import (DEFAULT_MAX_LAG, TemporalComparison
                                              group_cross_correlations, group_means, lag_axis, neuron_groups,
                                              temporal_correlation_summary, trial_auto_correlations,
                                              trial_group_cross_correlations)
+from ldns_framework.metrics.smoothing import gaussian_kernel, sigma_in_bins, smooth_time
 from ldns_framework.metrics.units import TIME_UNITS, resolve_time_unit, unit_label
 
 __all__ = [
+    "Behaviour",
+    "BucketStatistics",
+    "DEFAULT_ALPHAS",
     "DEFAULT_MAX_LAG",
     "HEADLINE_METRICS",
     "HISTOGRAM_EPSILON",
@@ -55,10 +66,15 @@ __all__ = [
     "IsiMoments",
     "IsiStatistics",
     "PopulationComparison",
+    "R2Sums",
     "TIME_UNITS",
     "TemporalComparison",
     "TemporalSummary",
+    "angle_at",
+    "angular_error_deg",
     "auto_correlations",
+    "bucket_index",
+    "bucket_statistics",
     "autocorr_rmse",
     "compare",
     "compare_isi_statistics",
@@ -70,12 +86,17 @@ __all__ = [
     "correlation_rmse",
     "correlation_rmse_all_entries",
     "count_grid",
+    "decode",
+    "direction_labels",
+    "fit_ridge_decoder",
+    "gaussian_kernel",
     "group_cross_correlations",
     "group_means",
     "isi_comparison",
     "isi_statistics",
     "kl_divergence",
     "lag_axis",
+    "length_bucket_edges",
     "latent_recovery_r2",
     "log_population_density",
     "lower_triangle",
@@ -85,14 +106,21 @@ __all__ = [
     "pearson_r",
     "pool_isi_moments",
     "pooled_mean_rates",
+    "pooled_r2",
     "population_count_densities",
     "population_count_kl",
     "population_counts",
     "population_density",
+    "r2_sums",
     "rate_correlation",
     "resolve_time_unit",
+    "ridge_cv_scores",
     "rmse",
+    "smoothed_condition_psth",
+    "sigma_in_bins",
+    "smooth_time",
     "spike_times",
+    "target_angles",
     "temporal_correlation_summary",
     "trial_auto_correlations",
     "trial_group_cross_correlations",

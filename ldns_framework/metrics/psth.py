@@ -49,3 +49,17 @@ def condition_psth(counts: np.ndarray, conditions: np.ndarray, lengths: np.ndarr
     if bin_width_s is not None:
         result /= bin_width_s
     return labels, result
+
+
+def smoothed_condition_psth(counts: np.ndarray, conditions: np.ndarray, lengths: np.ndarray | None,
+                            sigma_bins: float, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, psth) as :func:`condition_psth` (spikes per bin), each PSTH then smoothed along time
+    with a Gaussian of ``sigma_bins`` over its defined bins; still NaN where no trial reaches a bin.
+    Trials labelled -1 (no condition) are left out."""
+    from ldns_framework.metrics.smoothing import smooth_time
+
+    conditions = np.asarray(conditions)
+    weights = np.ones(conditions.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    labels, psth = condition_psth(counts, conditions, lengths, None, weights * (conditions >= 0))
+    defined = np.isfinite(psth).all(axis=2)  # (labels, time)
+    return labels, np.where(defined[..., None], smooth_time(psth, sigma_bins, defined), np.nan)

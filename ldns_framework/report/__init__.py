@@ -31,6 +31,7 @@ import numpy as np
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError
 from ldns_framework.evaluation import poisson_baseline, single_blas_thread
+from ldns_framework.metrics import Behaviour
 from ldns_framework.rundir import STAGES, write_text
 
 __all__ = ["STAGE_ORDER", "build_report", "read_training_logs", "report_run"]
@@ -66,7 +67,7 @@ def build_report(run_dir: str | Path, samples: SpikeData | Mapping[str, SpikeDat
                  latents: np.ndarray | None = None, true_latents: np.ndarray | None = None,
                  generated_latents: np.ndarray | None = None, baseline: bool = True,
                  out_dir: str | Path | None = None, title: str | None = None, raster_trials: int = 3,
-                 seed: int = 0) -> Path:
+                 seed: int = 0, train: SpikeData | None = None, behaviour: Behaviour | None = None) -> Path:
     """Write the report page and its figures; returns the path of ``index.html``.
 
     ``samples``: generated trials, one set or several named sets (e.g. ``{"LDNS": a, "LDNS +
@@ -78,8 +79,14 @@ def build_report(run_dir: str | Path, samples: SpikeData | Mapping[str, SpikeDat
     defaults to ``data``'s ``latents_true`` covariate; ``generated_latents``: the first sample
     set's latents. ``baseline`` adds a homogeneous-Poisson set (the data's per-neuron rates) to
     the population-count figure. ``out_dir`` defaults to ``RUN/report``.
+
+    Conditional section (:mod:`ldns_framework.report.conditional`): when a sample set carries
+    behaviour (``behaviour`` names the covariates; default :class:`~ldns_framework.metrics.Behaviour`),
+    PSTHs per reach direction and decoded hand paths, with the decoder fitted on ``train`` (the
+    real training trials; default ``data``); when the data has trials of several lengths,
+    statistics per length bucket.
     """
-    from ldns_framework.report import figures
+    from ldns_framework.report import conditional, figures
     from ldns_framework.report.html import Section, metrics_table, render_page
 
     run_dir = Path(run_dir)
@@ -140,6 +147,27 @@ def build_report(run_dir: str | Path, samples: SpikeData | Mapping[str, SpikeDat
                        "the same components.",
                        lambda: figures.latent_figure(latents, data.lengths, true_latents, generated_latents,
                                                      first.lengths))
+    behaviour = behaviour or Behaviour()
+    conditioned = {name: spikes for name, spikes in models.items() if conditional.has_behaviour(spikes, behaviour)}
+    if conditioned and behaviour.velocity in data.covariates:
+        last_bin = behaviour.angle_bin + behaviour.angle_bins - 1
+        figure_section("conditional-psth", "Conditional: PSTH per reach direction",
+                       f"Trials grouped into {behaviour.directions} reach directions (real trials: the direction of "
+                       f"the recorded velocity over bins {behaviour.angle_bin}..{last_bin}; samples: the direction "
+                       f"they were generated for), PSTHs smoothed with a {behaviour.sigma_ms:g} ms Gaussian; r over "
+                       f"every direction, bin and neuron.",
+                       lambda: conditional.direction_psth_figure(data, conditioned, behaviour))
+        figure_section("conditional-decoding", "Conditional: decoded behaviour",
+                       "A ridge decoder (smoothed spikes to velocity) fitted on the real training trials; paths are "
+                       "velocity integrated over time. Real held-out trials against their recorded paths, samples "
+                       "against the trajectory (dashed) or direction (arrows) they were generated for.",
+                       lambda: conditional.decoded_behaviour_figure(data, train if train is not None else data,
+                                                                    conditioned, behaviour))
+    if conditional.variable_length(data):
+        figure_section("conditional-lengths", "Conditional: statistics per trial length",
+                       "Trials bucketed by length (quantiles of the real trials' lengths): mean rate and mean "
+                       "pairwise correlation of each bucket, data against each sample set.",
+                       lambda: conditional.length_bucket_figure(data, models))
     if any(logs.values()):
         figure_section("training", "Training curves", "Mean training loss per epoch and validation loss where "
                                                       "evaluated, per stage (from RUN/<stage>/log.jsonl).",
@@ -152,7 +180,7 @@ def build_report(run_dir: str | Path, samples: SpikeData | Mapping[str, SpikeDat
     for name, spikes in models.items():
         summary.append((f"samples: {name}", f"{spikes.n_trials} x {spikes.n_time} bins"
                                             + (f" ({spikes.metadata['file']})" if "file" in spikes.metadata else "")))
-    for key in ("samples", "sampler", "against", "folds", "protocol", "seed", "created"):
+    for key in ("samples", "sampler", "against", "folds", "protocol", "seed", "created", "not_applicable"):
         if key in meta:
             summary.append((f"metrics {key}", json.dumps(meta[key]) if isinstance(meta[key], (dict, list)) else meta[key]))
     legend = [("data", figures.DATA_COLOUR)] + [(n, figures.model_colour(i)) for i, n in enumerate(models)]
@@ -201,4 +229,6 @@ def report_run(run_dir: str | Path, data: SpikeData, model: Any = None, *, sampl
         sets[str(name)] = read_samples(extra).to_spike_data(data.bin_width_s, {**real.metadata, "file": str(extra)})
     latents = model.encode(real, progress=False).latents if model is not None else None
     meta = {**meta, "split": split}
-    return build_report(run_dir, sets, real, records, meta=meta, latents=latents, generated_latents=samples.latents)
+    train = data.split("train") if len(data.splits.get("train", ())) else None
+    return build_report(run_dir, sets, real, records, meta=meta, latents=latents, generated_latents=samples.latents,
+                        train=train)

@@ -15,6 +15,10 @@ and the better direction of every value.
 ``isi``                RMSE and r of per-neuron mean and std ISI (seconds, or bins for Lorenz)
 ``autocorrelation``    RMSE of per-neuron auto-correlations (lags 1..10) and per neuron group
 ``psth``               RMSE and r of PSTHs per condition (needs an integer condition covariate)
+``condition-psth``     r of smoothed PSTHs per reach direction or condition label (conditional runs)
+``velocity-decoding``  R^2 of velocity decoded (ridge) from samples against their velocity condition
+``reach-angle-error``  median error (degrees) of the decoded reach direction against the requested one
+``length-buckets``     RMSE of mean rates and correlations per bucket of trial lengths (variable length)
 =====================  =======================================================================
 
 Usage::
@@ -40,6 +44,14 @@ _COMPONENTS = (
     ("autocorrelation", "autocorrelation:Autocorrelation",
      "RMSE of per-neuron and per-group auto-correlations (optionally cross-correlations)."),
     ("psth", "psth:Psth", "RMSE and Pearson r of the PSTH per condition (integer condition covariate)."),
+    ("condition-psth", "condition_psth:ConditionPsth",
+     "Pearson r of smoothed PSTHs per reach direction (or condition label), samples vs data."),
+    ("velocity-decoding", "decoding:VelocityDecoding",
+     "R^2 of velocity decoded (ridge, fitted on real training trials) from samples against their condition."),
+    ("reach-angle-error", "decoding:ReachAngleError",
+     "Median absolute error (degrees) between decoded and requested reach direction."),
+    ("length-buckets", "length_buckets:LengthBuckets",
+     "RMSE of per-neuron mean rates and pairwise correlations per bucket of trial lengths (variable-length data)."),
 )
 
 

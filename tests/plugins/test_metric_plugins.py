@@ -14,15 +14,26 @@ import ldns_plugins.metrics.base as plugin_base
 from ldns_framework import DataError, Metric, PooledMetric, SpikeData
 from ldns_framework import metrics as M
 from ldns_plugins.metrics.autocorrelation import Autocorrelation, AutocorrelationConfig
+from ldns_plugins.metrics.condition_psth import ConditionPsth, ConditionPsthConfig
 from ldns_plugins.metrics.correlation import PairwiseCorrelation
+from ldns_plugins.metrics.decoding import (ReachAngleError, ReachAngleErrorConfig, VelocityDecoding,
+                                           VelocityDecodingConfig)
 from ldns_plugins.metrics.isi import Isi, IsiConfig
+from ldns_plugins.metrics.length_buckets import LengthBuckets
 from ldns_plugins.metrics.population import PopulationCount, PopulationCountConfig
 from ldns_plugins.metrics.psth import Psth
 from ldns_plugins.metrics.rates import MeanRate, MeanRateConfig
 from ldns_registry import Registry
 
 ALL = (MeanRate, PopulationCount, PairwiseCorrelation, Isi, Autocorrelation, Psth)
-NAMES = ("mean-rate", "population-count", "pairwise-correlation", "isi", "autocorrelation", "psth")
+NAMES = ("mean-rate", "population-count", "pairwise-correlation", "isi", "autocorrelation", "psth", "condition-psth",
+         "velocity-decoding", "reach-angle-error", "length-buckets")
+#: Metrics that apply only to conditional or variable-length runs, built for tiny data (angle bin 5).
+CONDITIONAL = (lambda: VelocityDecoding(VelocityDecodingConfig(sigma_ms=20.0)),
+               lambda: ReachAngleError(ReachAngleErrorConfig(sigma_ms=20.0, angle_bin=5, angle_bins=3)),
+               lambda: ConditionPsth(ConditionPsthConfig(angle_bin=5, angle_bins=3, directions=4)),
+               LengthBuckets)
+CONDITIONAL_IDS = ("velocity-decoding", "reach-angle-error", "condition-psth", "length-buckets")
 
 
 def spikes(n_trials: int, seed: int, *, n_time: int = 24, n_neurons: int = 12, padded: bool = False,
@@ -35,6 +46,14 @@ def spikes(n_trials: int, seed: int, *, n_time: int = 24, n_neurons: int = 12, p
     lengths = rng.integers(n_time // 2, n_time + 1, size=n_trials) if padded else None
     covariates = {"condition": rng.integers(0, 3, size=(n_trials, 1))} if conditions else {}
     return SpikeData(counts, lengths=lengths, covariates=covariates, bin_width_s=0.01, metadata=metadata or {})
+
+
+def with_behaviour(spikes_: SpikeData, seed: int) -> SpikeData:
+    """``spikes_`` with a ``hand_vel`` (trials, time, 2) read out linearly from their counts, plus noise."""
+    rng = np.random.default_rng(seed)
+    velocity = spikes_.counts @ np.random.default_rng(0).normal(size=(spikes_.n_neurons, 2))
+    velocity = (velocity + rng.normal(size=velocity.shape)) * spikes_.mask()[..., None]
+    return SpikeData(spikes_.counts, lengths=spikes_.lengths, covariates={"hand_vel": velocity}, bin_width_s=0.01)
 
 
 def finite_values(values: dict[str, float]) -> bool:
@@ -201,3 +220,25 @@ def test_psth_rejects_fractional_labels():
 def test_neuron_count_mismatch_is_a_data_error():
     with pytest.raises(DataError, match="neurons"):
         MeanRate().compute(spikes(3, 18, n_neurons=5), spikes(3, 19, n_neurons=6))
+
+
+# -- conditional and variable-length metrics -------------------------------------------------------
+@pytest.mark.parametrize("make", CONDITIONAL, ids=CONDITIONAL_IDS)
+def test_conditional_metrics_follow_the_pooled_protocol_exactly(make):
+    model, data = with_behaviour(spikes(10, 11, padded=True), 1), with_behaviour(spikes(12, 12, padded=True), 2)
+    weights = np.random.default_rng(0).multinomial(10, np.full(10, 0.1))
+    metric = make()
+    assert isinstance(metric, PooledMetric)
+    context = metric.prepare(data)
+    pooled = metric.compare_statistics(metric.pool(metric.trial_statistics(model, context), weights, context),
+                                       metric.pool(metric.trial_statistics(data, context), np.ones(12, int), context),
+                                       context)
+    direct = metric.compute(model.subset(np.repeat(np.arange(10), weights)), data)
+    assert pooled and pooled.keys() == direct.keys() == metric.describe(context).keys()
+    for name in direct:
+        assert pooled[name] == pytest.approx(direct[name], rel=1e-9, abs=1e-12), name
+
+
+@pytest.mark.parametrize("make", CONDITIONAL, ids=CONDITIONAL_IDS)
+def test_conditional_metrics_do_not_apply_to_unconditional_fixed_length_runs(make):
+    assert make().compute(spikes(9, 1), spikes(11, 2)) == {}
