@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ldns demo --out runs/demo
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 # The property-based fuzz of the CLI arguments, data validation, npz loader and spec loader at
 # 20000 examples per test (CI runs the same tests at a modest count).

@@ -34,16 +34,9 @@ def structured_spikes(n_trials: int, n_time: int, n_neurons: int, seed: int) -> 
     return SpikeData(rng.poisson(rates).astype(np.int32), bin_width_s=0.005)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=2000)
-    parser.add_argument("--time", type=int, default=140)
-    parser.add_argument("--neurons", type=int, default=182)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--protocol", default="bootstrap", choices=("bootstrap", "matched", "full"))
-    args = parser.parse_args()
-
+def run(trials: int = 2000, n_time: int = 140, neurons: int = 182, folds: int = 5, workers: int = 2,
+        protocol: str = "bootstrap", verbose: bool = True) -> dict[str, float]:
+    """Evaluate every built-in metric -> {"evaluate_s", "values"}; prints the table when ``verbose``."""
     from ldns_plugins.metrics.autocorrelation import Autocorrelation
     from ldns_plugins.metrics.correlation import PairwiseCorrelation
     from ldns_plugins.metrics.isi import Isi
@@ -54,16 +47,56 @@ def main() -> None:
     metrics = {"mean-rate": MeanRate(), "population-count": PopulationCount(),
                "pairwise-correlation": PairwiseCorrelation(), "isi": Isi(), "autocorrelation": Autocorrelation(),
                "psth": Psth()}
-    samples = structured_spikes(args.trials, args.time, args.neurons, seed=1)
-    real = structured_spikes(args.trials, args.time, args.neurons, seed=2)
-    print(f"{args.trials} x {args.time} x {args.neurons} samples vs as many real trials, {args.folds} folds "
-          f"({args.protocol}), {args.workers} worker(s), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    samples = structured_spikes(trials, n_time, neurons, seed=1)
+    real = structured_spikes(trials, n_time, neurons, seed=2)
+    if verbose:
+        print(f"{trials} x {n_time} x {neurons} samples vs as many real trials, {folds} folds ({protocol}), "
+              f"{workers} worker(s), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     started = time.perf_counter()
-    records = evaluate(samples, {"train": real}, metrics, folds=args.folds, seed=0, progress=False,
-                       protocol=args.protocol, workers=args.workers)
+    records = evaluate(samples, {"train": real}, metrics, folds=folds, seed=0, progress=False,
+                       protocol=protocol, workers=workers)
     seconds = time.perf_counter() - started
-    print(format_table(records))
-    print(f"evaluate: {seconds:.1f} s for {len(records)} values")
+    if verbose:
+        print(format_table(records))
+        print(f"evaluate: {seconds:.1f} s for {len(records)} values")
+    return {"evaluate_s": seconds, "values": float(len(records))}
+
+
+def blas_thread_slowdown(n_rows: int = 20_000, n_cols: int = 182, repeats: int = 3) -> dict[str, float]:
+    """Seconds of one numpy X^T X (the correlation metric's product) with BLAS capped at 1 and at 2
+    threads (threadpoolctl, as the evaluation caps it), each the median of ``repeats``: on busy cores
+    a spin-waiting second BLAS thread makes it slower, which is why evaluation uses one."""
+    import statistics
+
+    from ldns_framework.evaluation import blas_limit
+
+    x = np.random.default_rng(0).normal(size=(n_rows, n_cols))
+    result = {}
+    for count in (1, 2):
+        times = []
+        with blas_limit(count):
+            for _ in range(repeats):
+                started = time.perf_counter()
+                x.T @ x
+                times.append(time.perf_counter() - started)
+        result[f"xtx_{count}_thread_s"] = statistics.median(times)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--time", type=int, default=140)
+    parser.add_argument("--neurons", type=int, default=182)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--protocol", default="bootstrap", choices=("bootstrap", "matched", "full"))
+    args = parser.parse_args()
+    run(args.trials, args.time, args.neurons, args.folds, args.workers, args.protocol)
+    slowdown = blas_thread_slowdown()
+    print(f"X^T X (20000 x 182, float64): 1 BLAS thread {slowdown['xtx_1_thread_s'] * 1e3:.1f} ms, "
+          f"2 threads {slowdown['xtx_2_thread_s'] * 1e3:.1f} ms "
+          f"({slowdown['xtx_2_thread_s'] / slowdown['xtx_1_thread_s']:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 Reuses the encoder of an existing run (``benchmarks/encoder_lorenz.py`` makes one), trains the
 generator given by ``--set generator.*`` / ``--set train.generator.*`` overrides for the spec's
-epochs, then for each sampler prints per-trial sampling time and the sample-quality metrics
-against the test split, with the data-vs-data floor (train trials vs test trials).
+epochs, then for each sampler prints per-trial sampling time, the sample-quality metrics against
+the test split, with the data-vs-data floor (train trials vs test trials), and the spread of the
+sampled normalised latents (the standard deviation of each latent channel over trials and bins,
+lowest and highest channel; 1 for the training latents).
 
     python benchmarks/generator_lorenz.py --encoder-run runs/bench-encoder [--set k=v ...] [--samplers ddpm,ddim:25,...]
 """
@@ -72,7 +74,9 @@ def report_samplers(pipeline: Pipeline, samplers: str, n_trials: int) -> None:
     test, train = data.split("test"), data.split("train")
     floor_index = np.sort(np.random.default_rng(0).choice(train.n_trials, size=test.n_trials, replace=False))
     floor = compare(train.counts[floor_index], test.counts)
-    header = f"{'sampler':18s} {'s/trial':>8s} " + " ".join(f"{m[:14]:>14s}" for m in METRICS) + f" {'rate_ratio':>10s}"
+    stats = pipeline.model.latent_stats
+    header = (f"{'sampler':18s} {'s/trial':>8s} " + " ".join(f"{m[:14]:>14s}" for m in METRICS)
+              + f" {'rate_ratio':>10s} {'latent std':>11s}")
     print(header)
     print(f"{'data floor':18s} {'':8s} " + " ".join(f"{floor[m]:14.4f}" for m in METRICS))
     for item in samplers.split(","):
@@ -83,7 +87,9 @@ def report_samplers(pipeline: Pipeline, samplers: str, n_trials: int) -> None:
         per_trial = (time.perf_counter() - t0) / n
         result = compare(samples.counts, test.counts)
         ratio = samples.counts.mean() / test.counts.mean()
-        print(f"{item:18s} {per_trial:8.3f} " + " ".join(f"{result[m]:14.4f}" for m in METRICS) + f" {ratio:10.3f}")
+        spread = ((samples.latents - stats.mean) / stats.std).reshape(-1, samples.latents.shape[-1]).std(0)  # (D,)
+        print(f"{item:18s} {per_trial:8.3f} " + " ".join(f"{result[m]:14.4f}" for m in METRICS)
+              + f" {ratio:10.3f} {spread.min():5.2f}-{spread.max():<5.2f}")
 
 
 if __name__ == "__main__":

@@ -1,26 +1,390 @@
-"""`make bench`: every benchmark in turn, each printing its own figures (minutes, not CI)."""
+"""`make bench`: the speed table of the reference sizes, written to benchmarks/results/ as history.
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--scaling] [--quality] [--out-dir benchmarks/results]
+
+Prints one table and writes ``<out-dir>/<YYYY-MM-DD>-<machine>.json`` (rows, machine, settings):
+
+- machine: the fp32 4096 matmul rate and a 512 MiB copy's bandwidth, measured in this run;
+- conv: the S4 convolution alone (forward + backward): the baseline FFT, the current FFT and the
+  Toeplitz product (JSON ``*_s_per_call``), "current" being what ``method="auto"`` picks;
+- train: optimiser steps per second x batch (samples/s) of the Lorenz and monkey autoencoder and
+  denoiser, the frozen pre-issue-13 S4D layer (``baseline``) and the current one alternated on the
+  same model (medians), with the step's FLOPs (torch's FlopCounterMode on the baseline step:
+  GEMM/conv only) over its time, as a share of the matmul rate;
+- profile: the share of the Lorenz autoencoder step (batch 64) per op category (torch.profiler);
+- encode: eval-mode encoding (batch 1 and 128); sample: trials/s per sampler and step count (and
+  DPM-Solver++ 25 baseline vs current); spike-history sampling; evaluation wall time;
+- peak memory of each train/encode/sample case: the ``ru_maxrss`` growth over two calls in a fresh
+  process per case (benchmarks/cases.py; tracemalloc does not see torch's allocator);
+- start-up: ``benchmarks/startup.py``'s figures;
+- ``--scaling``: time per epoch of the Lorenz autoencoder as trials double (1k, 2k, 4k: step time x
+  steps per epoch), and per step as trial length (128 .. 1024) and neurons (128 .. 1024) double;
+- ``--quality``: then runs the training-and-quality benchmarks whose tables benchmarks/README.md
+  quotes (:data:`QUALITY`: the Lorenz encoder, the generator with each prediction target, the
+  samplers, evaluation, spike history; about an hour on 2 cores), each printing its own table.
+
+``--quick`` runs every case at tiny sizes (the harness test; no figure from it means anything).
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime
+import json
+import math
+import os
 import subprocess
 import sys
+import time
+import traceback
 from pathlib import Path
+from typing import Any
+
+import torch
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["encoder_lorenz.py", "generator_lorenz.py", "evaluate_speed.py"]
-#: Benchmarks that need a trained run: they get the one the generator benchmark leaves behind.
-ARGS = {"sampler_speed.py": ["--run", "runs/bench-generator"]}
+sys.path.insert(0, str(HERE))
+import cases
+import evaluate_speed
+import machine
+import spike_history_speed
+import startup
+
+TRAIN = [("lorenz-autoencoder", 64), ("lorenz-autoencoder", 128), ("lorenz-denoiser", 128), ("lorenz-denoiser", 512),
+         ("monkey-autoencoder", 64), ("monkey-denoiser", 128)]
+ENCODE = [("lorenz-autoencoder", 1), ("lorenz-autoencoder", 128)]
+SAMPLERS = [("ddpm", 1000), ("ddim", 10), ("ddim", 25), ("ddim", 50),
+            ("dpm-solver++", 10), ("dpm-solver++", 25), ("dpm-solver++", 50)]
+SAMPLE_TRIALS = 64
+COLUMNS = ("section", "case", "batch", "unit", "baseline", "current", "speed-up", "GFLOP/sample", "GFLOP/s",
+           "% matmul", "peak MiB")
+#: The training-and-quality benchmarks whose tables benchmarks/README.md quotes (--quality), in order.
+QUALITY = [("encoder_lorenz.py", []),
+           ("generator_lorenz.py", ["--out", "runs/bench-generator-epsilon", "--set", "generator.prediction=epsilon",
+                                    "--samplers", "dpm-solver++:25"]),
+           ("generator_lorenz.py", ["--out", "runs/bench-generator-epsilon-clip", "--set", "generator.prediction=epsilon",
+                                    "--set", "generator.x0_clip=3", "--samplers", "dpm-solver++:25"]),
+           ("generator_lorenz.py", []),
+           ("sampler_speed.py", ["--run", "runs/bench-generator", "--n", "16", "--repeats", "2"]),
+           ("evaluate_speed.py", []),
+           ("spike_history_speed.py", []),
+           ("spike_history_quality.py", [])]
 
 
-def main() -> int:
-    extra = sorted(p.name for p in HERE.glob("*.py") if p.name not in ORDER and p.name != Path(__file__).name)
-    for name in ORDER + extra:
+def significant(value: float, digits: int = 4) -> float:
+    """``value`` to ``digits`` significant digits (the JSON keeps what the table shows, at any scale)."""
+    return float(f"{value:.{digits}g}")
+
+
+def repeats(quick: bool, expensive: bool = False) -> int:
+    return 1 if quick else (3 if expensive else 5)
+
+
+def peak_mib(case: dict[str, Any], variant: str, quick: bool) -> float | None:
+    """The case's peak memory from a fresh process (cases.py memory), None when that process fails."""
+    payload = json.dumps({**case, "quick": quick})
+    done = subprocess.run([sys.executable, str(HERE / "cases.py"), "memory", payload, variant],
+                          capture_output=True, text=True, cwd=HERE.parent, check=False)
+    if done.returncode:
+        print(f"  (peak memory of {case} failed: {done.stderr.strip().splitlines()[-1:]})", flush=True)
+        return None
+    return round(json.loads(done.stdout.strip().splitlines()[-1])["peak_mib"], 1)
+
+
+def speed_rows(section: str, case: dict[str, Any], name: str, quick: bool, matmul: float, memory: bool,
+               variants: tuple[str, ...] = cases.VARIANTS, flops: bool = False) -> list[dict[str, Any]]:
+    """Time ``case`` (alternating ``variants``) -> one row per case with both variants' throughput."""
+    model, call, trials = cases.make_case(case, quick)
+    seconds = cases.time_interleaved(model, call, repeats(quick, case["kind"] == "sample"), variants)
+    unit = "samples/s" if section in ("train", "encode") else "trials/s"
+    row: dict[str, Any] = {"section": section, "case": name, "batch": case["batch"], "unit": unit,
+                           "baseline": None, "current": None, "speed-up": None}
+    for variant, value in seconds.items():
+        row[variant] = significant(trials / value)
+        row[f"{variant}_s_per_call"] = value
+    if "baseline" in seconds:
+        row["speed-up"] = significant(seconds["baseline"] / seconds["current"], 3)
+    if flops:
+        per_call = cases.counted_flops(model, call)
+        row["GFLOP/sample"] = significant(per_call / trials / 1e9)
+        row["GFLOP/s"] = significant(per_call / seconds["current"] / 1e9, 3)
+        row["baseline_gflops"] = significant(per_call / seconds["baseline"] / 1e9, 3)
+        row["% matmul"] = significant(100 * row["GFLOP/s"] / matmul, 3)
+        row["baseline_pct_matmul"] = significant(100 * row["baseline_gflops"] / matmul, 3)
+        other, gemm = cases.counted_bytes(model, call)
+        row["gbytes_other_per_call"] = significant(other / 1e9)
+        row["gbytes_gemm_per_call"] = significant(gemm / 1e9)
+        row["counted_gflop_current_per_call"] = significant(current_flops(model, call) / 1e9)
+    row["peak MiB"] = peak_mib(case, "current", quick) if memory else None
+    if memory and "baseline" in seconds:
+        row["baseline_peak_mib"] = peak_mib(case, "baseline", quick)
+    print(f"  {section} {name} batch {case['batch']}: " + ", ".join(f"{k} {v:.4g} s" for k, v in seconds.items()),
+          flush=True)
+    return [row]
+
+
+def current_flops(model: Any, call: Any) -> float:
+    """FLOPs of one call of the current model as counted (the Toeplitz products add GEMM FLOPs that the
+    baseline's FFTs do not count, so this is above the model FLOPs the table reports)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        call()
+    return float(counter.get_total_flops())
+
+
+def roofline(rows: list[dict[str, Any]]) -> str:
+    """Per training row: the time the GEMM FLOPs need at the measured matmul rate, the time the
+    non-GEMM bytes need at the measured copy bandwidth, and the measured time (seconds per step)."""
+    machine_row = {row["unit"]: row["current"] for row in rows if row["section"] == "machine"}
+    lines = ["roofline (s/step): GEMM FLOPs / matmul rate, other ops' bytes / copy bandwidth, measured"]
+    for row in rows:
+        if row["section"] == "train" and "gbytes_other_per_call" in row:
+            compute = row["counted_gflop_current_per_call"] / machine_row["GFLOP/s"]
+            memory = row["gbytes_other_per_call"] / machine_row["GB/s"]
+            lines.append(f"  {row['case']} batch {row['batch']}: compute {compute:.3f}, memory {memory:.3f}, "
+                         f"measured {row['current_s_per_call']:.3f} (baseline {row['baseline_s_per_call']:.3f})")
+    return "\n".join(lines)
+
+
+#: (batch, channels, length) of the bidirectional S4 convolution alone: the autoencoder's sizes
+#: around the DIRECT_MAX_LENGTH and DIRECT_MIN_BATCH crossovers, and the denoiser's at batch 512.
+CONVOLUTIONS = [(64, 256, 128), (32, 256, 256), (64, 256, 256), (64, 256, 512), (512, 64, 256)]
+
+
+def convolution_rows(quick: bool) -> list[dict[str, Any]]:
+    """Forward + backward of the long convolution alone at each of :data:`CONVOLUTIONS`."""
+    return [convolution_row(*size, quick) for size in ([(2, 4, 16), (2, 4, 32)] if quick else CONVOLUTIONS)]
+
+
+def convolution_row(batch: int, channels: int, length: int, quick: bool) -> dict[str, Any]:
+    """The baseline FFT, the current FFT (hand-written adjoint) and the Toeplitz product, alternated;
+    "current" is what ``method="auto"`` picks with gradients on."""
+    import statistics
+
+    from baseline_s4d import baseline_fft_convolution
+
+    from ldns_framework.nn import auto_method, long_convolution
+
+    u = torch.randn(batch, channels, length, requires_grad=True)  # (B, H, L)
+    kernel = torch.randn(channels, length, requires_grad=True)
+    backward = torch.randn(channels, length, requires_grad=True)
+    grad = torch.randn(batch, channels, length)
+    calls = {"baseline": lambda: baseline_fft_convolution(u, kernel, backward).backward(grad),
+             "fft": lambda: long_convolution(u, kernel, backward, method="fft").backward(grad),
+             "direct": lambda: long_convolution(u, kernel, backward, method="direct").backward(grad)}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        call()
+    for round_ in range(repeats(quick)):
+        for name in list(calls) if round_ % 2 == 0 else list(calls)[::-1]:
+            started = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - started)
+    seconds = {name: statistics.median(values) for name, values in times.items()}
+    current = seconds[auto_method(length, batch, grad=True)]
+    print(f"  conv H {channels} L {length} batch {batch}: "
+          + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in seconds.items()), flush=True)
+    return {"section": "conv", "case": f"H {channels} L {length} fwd+bwd", "batch": batch,
+            "unit": "samples/s", "baseline": significant(batch / seconds["baseline"]),
+            "current": significant(batch / current), "speed-up": significant(seconds["baseline"] / current, 3),
+            **{f"{name}_s_per_call": value for name, value in seconds.items()}}
+
+
+def profile_rows(quick: bool) -> list[dict[str, Any]]:
+    """Where the Lorenz autoencoder step at batch 64 spends its time, baseline and current (share of
+    the profiled self CPU time per op category)."""
+    case = {"kind": "train", "model": "lorenz-autoencoder", "batch": 4 if quick else 64}
+    model, call, _ = cases.make_case(case, quick)
+    shares = {}
+    for variant in cases.VARIANTS:
+        seconds = cases.time_by_category(model, call, variant)
+        shares[variant] = {category: value / sum(seconds.values()) for category, value in seconds.items()}
+    categories = sorted(set(shares["baseline"]) | set(shares["current"]))
+    return [{"section": "profile", "case": f"lorenz-autoencoder step: {category}", "batch": case["batch"],
+             "unit": "% of time", "baseline": significant(100 * shares["baseline"].get(category, 0.0), 3),
+             "current": significant(100 * shares["current"].get(category, 0.0), 3)} for category in categories]
+
+
+def machine_rows(quick: bool) -> tuple[list[dict[str, Any]], float]:
+    matmul = machine.matmul_gflops(512 if quick else 4096, repeats=1 if quick else 3)
+    copy = machine.copy_gbytes_per_s(16 if quick else 512, repeats=1 if quick else 3)
+    rows = [{"section": "machine", "case": f"matmul {512 if quick else 4096} fp32", "unit": "GFLOP/s", "current": round(matmul, 1)},
+            {"section": "machine", "case": f"copy {16 if quick else 512} MiB", "unit": "GB/s", "current": round(copy, 2)}]
+    return rows, matmul
+
+
+def scaling_rows(quick: bool) -> list[dict[str, Any]]:
+    """Time per epoch of the Lorenz autoencoder at batch 64 as trials, length and neurons double."""
+    rows = []
+    batch = 4 if quick else 64
+    base = {"kind": "train", "model": "lorenz-autoencoder", "batch": batch}
+    model, call, _ = cases.make_case(base, quick)
+    step = cases.time_interleaved(model, call, repeats(quick, True), ("current",))["current"]
+    for trials in (1000, 2000, 4000):
+        rows.append({"section": "scaling", "case": f"trials {trials} (x {math.ceil(trials / batch)} steps)",
+                     "batch": batch, "unit": "s/epoch", "current": round(step * math.ceil(trials / batch), 2)})
+    lengths = (16, 32) if quick else (128, 256, 512, 1024)
+    neurons = (8, 16) if quick else (128, 256, 512, 1024)
+    for key, values in (("bins", lengths), ("neurons", neurons)):
+        for value in values:
+            model, call, _ = cases.make_case({**base, "size": {key: value}}, quick)
+            seconds = cases.time_interleaved(model, call, repeats(quick, True), ("current",))["current"]
+            rows.append({"section": "scaling", "case": f"{key} {value}", "batch": batch, "unit": "s/step",
+                         "current": round(seconds, 4)})
+            print(f"  scaling {key} {value}: {seconds:.3f} s/step", flush=True)
+    return rows
+
+
+SECTIONS = ("conv", "train", "profile", "encode", "sample", "spike-history", "evaluate", "startup")
+
+
+def bench(quick: bool, scaling: bool, memory: bool = True, sections: tuple[str, ...] = SECTIONS) -> list[dict[str, Any]]:
+    """Every row of the table: the machine's yardsticks, then ``sections`` in order (and scaling). A
+    section that raises leaves a ``failed`` row (and its traceback on stderr); the others still run."""
+    print(f"make bench{' --quick' if quick else ''}: {torch.get_num_threads()} torch threads", flush=True)
+    rows, matmul = machine_rows(quick)
+    runners = {"conv": lambda: convolution_rows(quick),
+               "train": lambda: train_rows(quick, matmul, memory),
+               "profile": lambda: profile_rows(quick),
+               "encode": lambda: encode_rows(quick, matmul, memory),
+               "sample": lambda: sample_rows(quick, matmul, memory),
+               "spike-history": lambda: spike_history_rows(quick),
+               "evaluate": lambda: evaluate_rows(quick),
+               "startup": lambda: startup_rows(quick),
+               "scaling": lambda: scaling_rows(quick)}
+    for name in [*(s for s in SECTIONS if s in sections), *(["scaling"] if scaling else [])]:
+        try:
+            rows += runners[name]()
+        except Exception as exc:  # noqa: BLE001 -- a broken section must not lose the others' figures
+            traceback.print_exc()
+            rows.append({"section": name, "case": f"failed: {type(exc).__name__}: {exc}"[:200], "failed": True})
+    return rows
+
+
+def train_rows(quick: bool, matmul: float, memory: bool) -> list[dict[str, Any]]:
+    rows = []
+    for name, batch in TRAIN:
+        rows += speed_rows("train", {"kind": "train", "model": name, "batch": 4 if quick else batch},
+                           name, quick, matmul, memory, flops=True)
+    return rows
+
+
+def encode_rows(quick: bool, matmul: float, memory: bool) -> list[dict[str, Any]]:
+    rows = []
+    for name, batch in ENCODE:
+        rows += speed_rows("encode", {"kind": "encode", "model": name, "batch": batch if not quick else min(batch, 4)},
+                           name, quick, matmul, memory)
+    return rows
+
+
+def sample_rows(quick: bool, matmul: float, memory: bool) -> list[dict[str, Any]]:
+    """Trials/s per sampler and step count on SAMPLE_TRIALS Lorenz trials; DPM-Solver++ 25 also baseline."""
+    rows = []
+    trials = 4 if quick else SAMPLE_TRIALS
+    for sampler, steps in SAMPLERS:
+        steps = min(steps, 5) if quick else steps
+        both = sampler == "dpm-solver++" and steps in (5, 25)
+        case = {"kind": "sample", "model": "lorenz-denoiser", "batch": trials, "sampler": sampler, "steps": steps}
+        rows += speed_rows("sample", case, f"lorenz {sampler} {steps if sampler != 'ddpm' else 1000}", quick, matmul,
+                           memory, variants=cases.VARIANTS if both else ("current",))
+    return rows
+
+
+def startup_rows(quick: bool) -> list[dict[str, Any]]:
+    """The numeric figures of benchmarks/startup.py."""
+    return [{"section": "startup", "case": key, "unit": "", "current": round(float(value), 4)}
+            for key, value in startup.run(quick).items() if isinstance(value, (int, float))]
+
+
+def spike_history_rows(quick: bool) -> list[dict[str, Any]]:
+    history = spike_history_speed.run(*((50, 16, 12) if quick else (2000, 140, 182)), repeats=1 if quick else 3,
+                                      fit_iterations=1, verbose=False)
+    return [{"section": "spike-history", "case": "sample 2000 x 140 x 182" if not quick else "sample (quick)",
+             "unit": "s", "current": round(history["sample_s"], 3)}]
+
+
+def evaluate_rows(quick: bool) -> list[dict[str, Any]]:
+    started = time.perf_counter()
+    evaluated = evaluate_speed.run(*((40, 16, 12, 2) if quick else (2000, 140, 182, 5)), workers=1 if quick else min(2, os.cpu_count() or 1),
+                                   verbose=False)
+    rows = [{"section": "evaluate", "case": "6 metrics, 5 folds, 2000 x 140 x 182" if not quick else "(quick)",
+             "unit": "s", "current": round(evaluated["evaluate_s"], 2)}]
+    slowdown = evaluate_speed.blas_thread_slowdown(2000 if quick else 20_000, repeats=1 if quick else 3)
+    rows.append({"section": "evaluate", "case": "X^T X 2 BLAS threads / 1", "unit": "ratio",
+                 "current": round(slowdown["xtx_2_thread_s"] / slowdown["xtx_1_thread_s"], 2)})
+    print(f"  evaluation {time.perf_counter() - started:.1f} s", flush=True)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    def cell(value: Any) -> str:
+        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    cells = [[cell(row.get(column)) for column in COLUMNS] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(COLUMNS)]
+    lines = [" | ".join(column.ljust(width) for column, width in zip(COLUMNS, widths))]
+    lines.append("-+-".join("-" * width for width in widths))
+    lines += [" | ".join(value.ljust(width) for value, width in zip(line, widths)) for line in cells]
+    return "\n".join(lines)
+
+
+def write_results(rows: list[dict[str, Any]], out_dir: Path, settings: dict[str, Any]) -> Path:
+    """<out_dir>/<date>-<machine>.json; a second run the same day gets a -2, -3, ... suffix."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{datetime.date.today().isoformat()}-{machine.machine_name()}"
+    path, count = out_dir / f"{stem}.json", 1
+    while path.exists():
+        count += 1
+        path = out_dir / f"{stem}-{count}.json"
+    record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine.machine_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "load_average_after": os.getloadavg(), "settings": settings, "rows": rows}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def run_quality() -> int:
+    for name, args in QUALITY:
         print(f"\n=== {name} ===", flush=True)
-        code = subprocess.call([sys.executable, str(HERE / name), *ARGS.get(name, [])], cwd=HERE.parent)
+        code = subprocess.call([sys.executable, str(HERE / name), *args], cwd=HERE.parent)
         if code:
             print(f"{name} failed with exit code {code}", flush=True)
             return code
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, measures nothing")
+    parser.add_argument("--scaling", action="store_true", help="add the scaling section (several minutes)")
+    parser.add_argument("--quality", action="store_true", help="also train and score the Lorenz pipeline (slow)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-case peak-memory processes")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (the machine rows always run)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--note", default="", help="a remark kept in the results file (e.g. the machine's load)")
+    parser.add_argument("--out-dir", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: expected names from {', '.join(SECTIONS)}, got {', '.join(unknown)}")
+    load_before = os.getloadavg()
+    rows = bench(args.quick, args.scaling, memory=not args.no_memory, sections=sections)
+    print(format_table(rows))
+    if "train" in sections:
+        print(roofline(rows))
+    path = write_results(rows, args.out_dir, {"quick": args.quick, "scaling": args.scaling,
+                                                    "memory": not args.no_memory, "sections": sections,
+                                                    "load_average_before": load_before, "note": args.note})
+    print(f"results: {path}")
+    if any(row.get("failed") for row in rows):
+        print("some sections failed (rows marked failed)", file=sys.stderr)
+        return 1
+    return run_quality() if args.quality else 0
 
 
 if __name__ == "__main__":

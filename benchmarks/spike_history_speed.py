@@ -13,8 +13,55 @@ import argparse
 import time
 
 import torch
-
 from ldns_plugins.spike_history.glm import SpikeHistory, SpikeHistoryConfig, SpikeHistoryFitConfig
+
+
+def run(trials: int = 2000, bins: int = 140, neurons: int = 182, history: int = 20, repeats: int = 3,
+        fit_iterations: int = 3, verbose: bool = True) -> dict[str, float]:
+    """Time sampling (best of ``repeats``), log_prob and ``fit_iterations`` full-batch fit iterations
+    -> {"sample_s", "log_prob_s", "fit_iteration_s", "spikes_per_bin"}; prints them when ``verbose``."""
+    say = print if verbose else (lambda *args, **kwargs: None)
+    generator = torch.Generator().manual_seed(0)
+    shape = (trials, bins, neurons)
+    model = SpikeHistory(SpikeHistoryConfig(history=history, fit=SpikeHistoryFitConfig(progress=False)),
+                         n_neurons=neurons)
+    lag = torch.arange(history, dtype=torch.float32)
+    with torch.no_grad():  # refractory filters of varying depth, as fitted to MC_Maze-like data
+        model.history_weights.copy_(-torch.rand(neurons, 1, generator=generator) * 3 * torch.exp(-lag / 3))
+    rates = 0.02 + 0.15 * torch.rand(shape, generator=generator)  # (B, T, N): ~0.1 spikes per 5 ms bin
+    mask = torch.ones(shape[:2], dtype=torch.bool)
+    say(f"spike-history, {trials} trials x {bins} bins x {neurons} neurons, H = {history}, "
+        f"{torch.get_num_threads()} torch thread(s)")
+
+    times = []
+    for repeat in range(repeats):
+        started = time.perf_counter()
+        counts = model.sample(rates, mask, generator=torch.Generator().manual_seed(repeat))
+        times.append(time.perf_counter() - started)
+    result = {"sample_s": min(times), "spikes_per_bin": counts.mean().item()}
+    say(f"sample:   {min(times):6.2f} s (best of {repeats}; all {', '.join(f'{t:.2f}' for t in times)}), "
+        f"{counts.mean().item():.4f} spikes per bin, max {int(counts.max())}")
+
+    started = time.perf_counter()
+    with torch.no_grad():
+        log_prob = model.log_prob(counts, rates, mask)
+    result["log_prob_s"] = time.perf_counter() - started
+    say(f"log_prob: {result['log_prob_s']:6.2f} s, mean {log_prob.mean().item():.1f} nats per trial")
+
+    if fit_iterations:
+        fitter = SpikeHistory(SpikeHistoryConfig(history=history, fit=SpikeHistoryFitConfig(
+            progress=False, max_iter=fit_iterations, tol=0.0)))
+        started = time.perf_counter()
+        data, _ = fitter._fit_data(counts, rates, mask)
+        prepared = time.perf_counter() - started
+        fitter.reset_parameters(neurons)
+        started = time.perf_counter()
+        for _ in range(fit_iterations):
+            fitter._loss_and_grad(data)
+        result["fit_iteration_s"] = (time.perf_counter() - started) / fit_iterations
+        say(f"fit:      {prepared:6.2f} s to prepare, {result['fit_iteration_s']:.2f} s per full-batch iteration "
+            f"(x 500 iterations = {500 * result['fit_iteration_s'] / 60:.1f} min)")
+    return result
 
 
 def main() -> None:
@@ -29,45 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    generator = torch.Generator().manual_seed(0)
-    shape = (args.trials, args.bins, args.neurons)
-    model = SpikeHistory(SpikeHistoryConfig(history=args.history, fit=SpikeHistoryFitConfig(progress=False)),
-                         n_neurons=args.neurons)
-    lag = torch.arange(args.history, dtype=torch.float32)
-    with torch.no_grad():  # refractory filters of varying depth, as fitted to MC_Maze-like data
-        model.history_weights.copy_(-torch.rand(args.neurons, 1, generator=generator) * 3 * torch.exp(-lag / 3))
-    rates = 0.02 + 0.15 * torch.rand(shape, generator=generator)  # ~0.1 spikes per 5 ms bin
-    mask = torch.ones(shape[:2], dtype=torch.bool)
-    print(f"spike-history, {args.trials} trials x {args.bins} bins x {args.neurons} neurons, H = {args.history}, "
-          f"{torch.get_num_threads()} torch thread(s)")
-
-    times = []
-    for repeat in range(args.repeats):
-        started = time.perf_counter()
-        counts = model.sample(rates, mask, generator=torch.Generator().manual_seed(repeat))
-        times.append(time.perf_counter() - started)
-    print(f"sample:   {min(times):6.2f} s (best of {args.repeats}; all {', '.join(f'{t:.2f}' for t in times)}), "
-          f"{counts.mean().item():.4f} spikes per bin, max {int(counts.max())}")
-
-    started = time.perf_counter()
-    with torch.no_grad():
-        log_prob = model.log_prob(counts, rates, mask)
-    print(f"log_prob: {time.perf_counter() - started:6.2f} s, mean {log_prob.mean().item():.1f} nats per trial")
-
-    if args.fit_iterations:
-        fitter = SpikeHistory(SpikeHistoryConfig(history=args.history, fit=SpikeHistoryFitConfig(
-            progress=False, max_iter=args.fit_iterations, tol=0.0)))
-        started = time.perf_counter()
-        data, _ = fitter._fit_data(counts, rates, mask)
-        prepared = time.perf_counter() - started
-        fitter.reset_parameters(args.neurons)
-        started = time.perf_counter()
-        for _ in range(args.fit_iterations):
-            fitter._loss_and_grad(data)
-        per_iteration = (time.perf_counter() - started) / args.fit_iterations
-        print(f"fit:      {prepared:6.2f} s to prepare, {per_iteration:.2f} s per full-batch iteration "
-              f"(x 500 iterations = {500 * per_iteration / 60:.1f} min)")
+    run(args.trials, args.bins, args.neurons, args.history, args.repeats, args.fit_iterations)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,17 @@ future inputs, flipped: y_t = sum_{s<=t} K[t-s] u_s + sum_{s>t} K_back[s-t-1] u_
 approximations of HiPPO-LegS: S4D-Lin ``"lin"``, Im A_n = pi n; S4D-Inv ``"inv"``,
 Im A_n = N/pi (N/(2n+1) - 1).
 
-Kernel cache: in eval mode with gradients off (sampling, encoding) a layer computes its kernel once
-per length and reuses it, so a 1000-step sampler does not rebuild the same kernels 1000 times. An
-entry is valid only while A, dt and C are the very tensors it was computed from at the same
-version: an optimiser step, an EMA update, ``load_state_dict`` or a device move invalidates it
-(each writes in place, which bumps the tensor's version, or replaces the tensor). Writes through
+The skip term D u is folded into the forward kernel's lag 0 (K[0] + D), so the layer is a single
+convolution, done by :func:`ldns_framework.nn.longconv.convolution_operator`: a Toeplitz matrix
+product for short inputs and large enough batches, else an FFT. The kernel and that operator are
+computed once per forward call, so once per training step.
+
+Kernel cache: in eval mode with gradients off (sampling, encoding) a layer computes its kernel and
+its convolution operator (Toeplitz matrix or circular kernel) once per length and reuses them, so a
+1000-step sampler does not rebuild the same kernels 1000 times. An entry is valid only while A, dt,
+C and D are the very tensors it was computed from at the same version: an optimiser step, an EMA
+update, ``load_state_dict`` or a device move invalidates it (each writes in place, which bumps the
+tensor's version, or replaces the tensor). Writes through
 ``.data`` bypass the version counter: call :meth:`S4D.clear_cache` after them. In training
 mode or with gradients on the kernel is always fresh and the cache is dropped.
 
@@ -41,19 +47,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from ldns_framework.nn.fftconv import fft_convolution
+from ldns_framework.nn.inits import INITS
+from ldns_framework.nn.longconv import ConvolutionOperator, auto_method, convolution_operator
 
 __all__ = ["INITS", "S4D", "s4d_imag_init"]
 
-#: Inits of Im A: S4D-Lin and S4D-Inv.
-INITS = ("lin", "inv")
 
 #: Parameter names of an earlier copy of this layer (the LDNS denoiser's), mapped on
 #: load so that run directories written with it still load.
 _LEGACY_NAMES = {"log_neg_real": "log_a_real", "imag": "a_imag"}
 
-#: Tensors Eq. (2) depends on; the skip term d does not enter the kernel.
-_KERNEL_TENSORS = ("log_dt", "log_a_real", "a_imag", "c")
+#: Tensors the cached kernel (Eq. 2) and convolution operator (Eq. 2 plus the skip term d) depend on.
+_KERNEL_TENSORS = ("log_dt", "log_a_real", "a_imag", "c", "d")
 
 
 def s4d_imag_init(init: str, state_size: int) -> torch.Tensor:
@@ -92,6 +97,7 @@ class S4D(nn.Module):
         self.c = nn.Parameter(torch.view_as_real(c))  # (dir, H, N/2, 2): real storage for optimisers
         self.d = nn.Parameter(torch.randn(channels))  # (H,) skip term
         self._cache: dict[int, torch.Tensor] = {}  # length -> kernel (dir, H, L), valid for _cache_stamp
+        self._operators: dict[tuple[int, str], ConvolutionOperator] = {}  # (length, method) -> operator
         self._cache_stamp: tuple[tuple[torch.Tensor, int], ...] = ()
 
     @property
@@ -108,29 +114,51 @@ class S4D(nn.Module):
         only; lags -1..-L). Cached per length in eval mode with gradients off (module docstring)."""
         if length < 1:
             raise ValueError(f"length: expected >= 1, got {length}")
-        if self.training or torch.is_grad_enabled():
-            self.clear_cache()
+        if not self._use_cache():
             return self._compute_kernel(length)
-        if not self._cache_is_valid():
-            self.clear_cache()
-            self._cache_stamp = tuple((t.detach(), t._version) for t in self._kernel_tensors())
         if length not in self._cache:
             self._cache[length] = self._compute_kernel(length)
         return self._cache[length]
 
+    def operator(self, length: int, batch: int | None = None) -> ConvolutionOperator:
+        """The layer as one convolution on ``length`` bins for ``batch`` trials per call (the method
+        depends on both: :func:`ldns_framework.nn.longconv.auto_method`), Eq. (2) with D added at
+        lag 0; cached like :meth:`kernel`."""
+        method = auto_method(length, batch)
+        if not self._use_cache():
+            return self._compute_operator(length, method)
+        if (length, method) not in self._operators:
+            self._operators[length, method] = self._compute_operator(length, method)
+        return self._operators[length, method]
+
     def clear_cache(self) -> None:
         """Drop the cached kernels (needed only after writing the parameters through ``.data``)."""
         self._cache = {}
+        self._operators = {}
         self._cache_stamp = ()
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u (B, H, L) -> (B, H, L). Runs in float32 or wider: half-precision FFTs need power-of-two lengths."""
         with torch.autocast(u.device.type, enabled=False):
-            wide = u.to(torch.promote_types(u.dtype, torch.float32))  # (B, H, L)
-            kernel = self.kernel(u.shape[-1])  # (dir, H, L)
-            y = fft_convolution(wide, kernel[0], kernel[1] if self.bidirectional else None)  # (B, H, L)
-            y = y + self.d[:, None] * wide  # (B, H, L): the D u skip term
-        return y.to(u.dtype)
+            y = self.operator(u.shape[-1], u.shape[0])(u)  # (B, H, L), computed in float32 or wider
+        return y
+
+    def _use_cache(self) -> bool:
+        """Whether the cache applies now (eval, no grad); drops it when not or when it went stale."""
+        if self.training or torch.is_grad_enabled():
+            self.clear_cache()
+            return False
+        if not self._cache_is_valid():
+            self.clear_cache()
+            self._cache_stamp = tuple((t.detach(), t._version) for t in self._kernel_tensors())
+        return True
+
+    def _compute_operator(self, length: int, method: str) -> ConvolutionOperator:
+        kernel = self.kernel(length)  # (dir, H, L)
+        forward = torch.cat([kernel[0, :, :1] + self.d[:, None].to(kernel.dtype), kernel[0, :, 1:]], dim=-1)  # (H, L)
+        backward = kernel[1] if self.bidirectional else None  # (H, L)
+        return convolution_operator(forward, backward, length, method=method,
+                                    dtype=torch.promote_types(kernel.dtype, torch.float32))
 
     def _kernel_tensors(self) -> tuple[torch.Tensor, ...]:
         # getattr, not parameters(): a copy may hold them as buffers (an EMA of the weights).

@@ -1,4 +1,4 @@
-"""ldns_framework.nn: FFT convolution and the S4D layer against independent O(L^2) computations,
+"""ldns_framework.nn: FFT and Toeplitz convolution and the S4D layer against independent O(L^2) computations,
 causality, the kernel cache, gradients, inits, and loading weights written under older names."""
 
 from __future__ import annotations
@@ -9,7 +9,17 @@ import pytest
 import torch
 
 import ldns_framework
-from ldns_framework.nn import INITS, S4D, fft_convolution, fft_size, s4d_imag_init
+from ldns_framework.nn import (
+    DIRECT_MAX_LENGTH,
+    DIRECT_MIN_BATCH,
+    INITS,
+    S4D,
+    convolution_operator,
+    fft_convolution,
+    fft_size,
+    long_convolution,
+    s4d_imag_init,
+)
 
 H, L = 16, 32
 
@@ -96,6 +106,78 @@ def test_fft_convolution_rejects_empty_inputs() -> None:
         fft_convolution(torch.zeros(1, 2, 5), torch.ones(2, 0))
 
 
+# --- long convolution: Toeplitz product or FFT ------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["direct", "fft", "auto"])
+@pytest.mark.parametrize("length", [1, 2, 17])
+@pytest.mark.parametrize("forward_taps, backward_taps", [(1, 0), (5, 0), (40, 0), (3, 7), (40, 40)])
+def test_long_convolution_equals_the_direct_sum(method: str, length: int, forward_taps: int, backward_taps: int) -> None:
+    u = torch.randn(3, 4, length, dtype=torch.float64)  # (B, H, L)
+    kernel = torch.randn(4, forward_taps, dtype=torch.float64)
+    backward = torch.randn(4, backward_taps, dtype=torch.float64) if backward_taps else None
+    y = long_convolution(u, kernel, backward, method=method)
+    assert y.dtype == torch.float64 and y.shape == u.shape
+    torch.testing.assert_close(y, direct_convolution(u, kernel, backward))
+
+
+def test_direct_method_takes_leading_dimensions_and_half_precision() -> None:
+    u = torch.randn(2, 3, 4, 9)  # (..., H, L) with two leading dimensions
+    kernel, backward = torch.randn(4, 9), torch.randn(4, 9)
+    expected = direct_convolution(u.reshape(6, 4, 9).double(), kernel.double(), backward.double()).reshape(u.shape)
+    torch.testing.assert_close(long_convolution(u, kernel, backward, method="direct").double(), expected,
+                               rtol=1e-5, atol=1e-5)
+    y = long_convolution(u.bfloat16(), kernel, method="direct")
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), long_convolution(u.bfloat16().float(), kernel), rtol=1e-2, atol=1e-2)
+
+
+def test_direct_and_fft_gradients_agree() -> None:
+    u = torch.randn(2, 3, 12, dtype=torch.float64, requires_grad=True)
+    kernel = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
+    backward = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, 3, 12, dtype=torch.float64)
+    grads = []
+    for method in ("direct", "fft"):
+        grads.append(torch.autograd.grad((long_convolution(u, kernel, backward, method=method) * weights).sum(),
+                                         (u, kernel, backward)))
+    for direct, fft in zip(*grads):
+        torch.testing.assert_close(direct, fft)
+
+
+@pytest.mark.parametrize("u_shape, kernel_shape", [((2, 3, 9), (3, 9)), ((2, 3, 9), (2, 3, 4)), ((1, 3, 9), (2, 3, 9))])
+def test_fft_convolution_gradients_pass_gradcheck_with_broadcasting(u_shape: tuple[int, ...],
+                                                                   kernel_shape: tuple[int, ...]) -> None:
+    """The hand-written adjoint of the FFT convolution, including kernels or inputs broadcast over trials."""
+    u = torch.randn(u_shape, dtype=torch.float64, requires_grad=True)
+    kernel = torch.randn(kernel_shape, dtype=torch.float64, requires_grad=True)
+    backward = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda *args: fft_convolution(*args), (u, kernel, backward))
+
+
+def test_auto_takes_the_toeplitz_product_for_short_inputs_and_per_channel_kernels() -> None:
+    kernel = torch.randn(4, 8)
+    assert convolution_operator(kernel, kernel, DIRECT_MAX_LENGTH).method == "direct"
+    assert convolution_operator(kernel, kernel, DIRECT_MAX_LENGTH + 1).method == "fft"
+    assert convolution_operator(torch.randn(2, 4, 8), None, 16).method == "fft"  # one kernel per trial
+    with_grad, without_grad = DIRECT_MIN_BATCH
+    assert convolution_operator(kernel, None, 16, batch=with_grad).method == "direct"
+    assert convolution_operator(kernel, None, 16, batch=with_grad - 1).method == "fft"  # the matrix is not repaid
+    with torch.no_grad():
+        assert convolution_operator(kernel, None, 16, batch=without_grad).method == "direct"
+        assert convolution_operator(kernel, None, 16, batch=without_grad - 1).method == "fft"
+    operator = convolution_operator(kernel, None, 16)
+    assert operator.weights.shape == (4, 16, 16)
+
+
+def test_convolution_operator_rejects_bad_requests() -> None:
+    with pytest.raises(ValueError, match="method"):
+        convolution_operator(torch.ones(2, 3), None, 5, method="winograd")
+    with pytest.raises(ValueError, match="kernel"):
+        convolution_operator(torch.ones(2, 2, 3), None, 5, method="direct")
+    with pytest.raises(ValueError, match="u: expected 5 time bins"):
+        convolution_operator(torch.ones(2, 3), None, 5)(torch.zeros(1, 2, 6))
+
+
 # --- S4D: the kernel and the layer against independent computations --------------------------------
 
 @pytest.mark.parametrize("init", INITS)
@@ -116,6 +198,26 @@ def test_s4d_layer_equals_the_direct_convolution(length: int, bidirectional: boo
     kernel = zoh_kernel(layer, length)  # (dir, H, L)
     expected = direct_convolution(u, kernel[0], kernel[1] if bidirectional else None) + layer.d[:, None] * u
     torch.testing.assert_close(layer(u), expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_s4d_layer_on_long_inputs_takes_the_fft_and_equals_the_toeplitz_product(bidirectional: bool) -> None:
+    """Beyond DIRECT_MAX_LENGTH the layer convolves by FFT; the Toeplitz product (itself held to the
+    direct sum above) must give the same."""
+    length = DIRECT_MAX_LENGTH + 7
+    layer = S4D(4, state_size=8, bidirectional=bidirectional).double()
+    u = torch.randn(2, 4, length, dtype=torch.float64)
+    kernel = zoh_kernel(layer, length)  # (dir, H, L)
+    expected = long_convolution(u, kernel[0], kernel[1] if bidirectional else None, method="direct")
+    assert layer.operator(length).method == "fft"
+    torch.testing.assert_close(layer(u), expected + layer.d[:, None] * u, rtol=1e-9, atol=1e-9)
+
+
+def test_s4d_takes_the_toeplitz_product_for_large_batches_and_agrees_with_the_fft() -> None:
+    layer = S4D(4, state_size=8).double()
+    u = torch.randn(DIRECT_MIN_BATCH[0], 4, L, dtype=torch.float64)  # (B, H, L), enough trials for "direct"
+    assert layer.operator(L, u.shape[0]).method == "direct" and layer.operator(L, 1).method == "fft"
+    torch.testing.assert_close(layer(u), layer.operator(L, 1)(u), rtol=1e-9, atol=1e-9)
 
 
 def test_s4d_is_the_zoh_discretised_recurrence() -> None:
@@ -186,6 +288,16 @@ def test_cache_is_used_in_eval_without_gradients_and_equals_a_fresh_kernel() -> 
         assert layer.kernel(L) is first  # reused
         assert layer.kernel(L + 1) is not first and set(layer._cache) == {L, L + 1}
         torch.testing.assert_close(layer(u), fresh.detach(), rtol=0, atol=0)
+
+
+def test_cache_keeps_the_convolution_operator_and_drops_it_when_d_changes() -> None:
+    layer = S4D(H).eval()
+    u = torch.randn(2, H, L)
+    with torch.no_grad():
+        before = layer(u)
+        assert layer.operator(L) is layer.operator(L)
+        layer.d.add_(1.0)  # the skip term is folded into the operator's lag 0
+        torch.testing.assert_close(layer(u), before + u)
 
 
 def test_cache_is_not_kept_in_training_mode() -> None:
@@ -314,3 +426,11 @@ def test_weights_saved_under_the_older_denoiser_names_load() -> None:
 
 def test_nn_is_public_from_the_package_root() -> None:
     assert ldns_framework.nn.S4D is S4D and "nn" in ldns_framework.__all__
+
+
+def test_next_fast_length_is_scipys_next_fast_len():
+    import scipy.fft
+
+    from ldns_framework.nn.fftconv import next_fast_length
+
+    assert all(next_fast_length(n) == scipy.fft.next_fast_len(n, real=True) for n in range(1, 5000))

@@ -1,0 +1,241 @@
+"""The model sizes and timed operations of `make bench` (benchmarks/run_all.py).
+
+Sizes are the reference's (METHOD.md sections 1 and 3): the Lorenz autoencoder (128 neurons, 256
+hidden, 8 latents, 4 bidirectional blocks, 256 bins), the monkey autoencoder (182 neurons, 256
+hidden, 16 latents, 4 causal blocks, 140 bins), the Lorenz denoiser (64 hidden, 4 blocks) and the
+monkey denoiser (256 hidden, 6 blocks). Weights are untrained: speed does not depend on them.
+``quick`` swaps in tiny sizes for the harness test. Every timing alternates the frozen baseline
+layer (benchmarks/baseline_s4d.py) with the current one on the same model, so a ratio is measured
+under the same machine load.
+
+Run one case in its own process to measure its peak memory (``ru_maxrss`` is a per-process peak):
+
+    python benchmarks/cases.py memory '{"kind": "train", "model": "lorenz-autoencoder", "batch": 64}'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_s4d import baseline_layers
+
+from ldns_framework import Batch
+
+#: name -> (kind, options, neurons or latents, bins); full and quick sizes.
+MODELS: dict[str, dict[str, Any]] = {
+    "lorenz-autoencoder": {"kind": "autoencoder", "hidden": 256, "latent_dim": 8, "blocks": 4, "bidirectional": True,
+                           "dropout_prob": 0.2, "neurons": 128, "bins": 256},
+    "monkey-autoencoder": {"kind": "autoencoder", "hidden": 256, "latent_dim": 16, "blocks": 4, "bidirectional": False,
+                           "dropout_prob": 0.5, "neurons": 182, "bins": 140},
+    "lorenz-denoiser": {"kind": "denoiser", "hidden": 64, "blocks": 4, "latent_dim": 8, "bins": 256},
+    "monkey-denoiser": {"kind": "denoiser", "hidden": 256, "blocks": 6, "latent_dim": 16, "bins": 140},
+}
+QUICK = {"hidden": 16, "blocks": 1, "bins": 32, "neurons": 12}
+VARIANTS = ("baseline", "current")
+
+
+def model_size(name: str, quick: bool, **changes: int) -> dict[str, Any]:
+    size = dict(MODELS[name])
+    if quick:
+        size.update({k: v for k, v in QUICK.items() if k in size})
+        size["latent_dim"] = min(size["latent_dim"], 4)
+    size.update(changes)
+    return size
+
+
+def build(size: dict[str, Any]) -> torch.nn.Module:
+    """The built-in plugin model for ``size`` (seeded, untrained)."""
+    torch.manual_seed(0)
+    if size["kind"] == "autoencoder":
+        from ldns_plugins.s4_autoencoder.model import S4Autoencoder, S4AutoencoderConfig
+
+        config = S4AutoencoderConfig(hidden=size["hidden"], latent_dim=size["latent_dim"], blocks=size["blocks"],
+                                     bidirectional=size["bidirectional"], dropout_prob=size["dropout_prob"])
+        return S4Autoencoder(config, n_neurons=size["neurons"])
+    from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig
+
+    return LatentDiffusion(LatentDiffusionConfig(hidden=size["hidden"], blocks=size["blocks"]),
+                           latent_dim=size["latent_dim"])
+
+
+def training_step(size: dict[str, Any], batch: int) -> tuple[torch.nn.Module, Callable[[], None]]:
+    """One optimiser step (loss, backward, AdamW) on a fixed random batch: (model, step)."""
+    model = build(size).train()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    mask = torch.ones(batch, size["bins"], dtype=torch.bool)  # (B, T)
+    if size["kind"] == "autoencoder":
+        from ldns_plugins.poisson.model import PoissonObservation
+
+        observation = PoissonObservation()
+        counts = torch.poisson(torch.full((batch, size["bins"], size["neurons"]), 0.3))  # (B, T, N)
+
+        def loss() -> torch.Tensor:
+            return model.training_loss(Batch(counts, mask), observation)["loss"]
+    else:
+        latents = torch.randn(batch, size["bins"], size["latent_dim"])  # (B, T, D)
+
+        def loss() -> torch.Tensor:
+            return model.training_loss(latents, mask, None)["loss"]
+
+    def step() -> None:
+        optimiser.zero_grad(set_to_none=True)
+        loss().backward()
+        optimiser.step()
+
+    return model, step
+
+
+def encode_call(size: dict[str, Any], batch: int) -> tuple[torch.nn.Module, Callable[[], None]]:
+    """An eval-mode, no-grad encode of ``batch`` trials (the latents stage): (model, call)."""
+    model = build(size).eval()
+    counts = torch.poisson(torch.full((batch, size["bins"], size["neurons"]), 0.3))  # (B, T, N)
+    mask = torch.ones(batch, size["bins"], dtype=torch.bool)
+
+    def call() -> None:
+        with torch.inference_mode():
+            model.encode(counts, mask)
+
+    return model, call
+
+
+def sampling_call(size: dict[str, Any], trials: int, sampler: str, steps: int) -> tuple[torch.nn.Module, Callable[[], None]]:
+    """Sampling ``trials`` latent trials with ``sampler`` at ``steps`` steps: (model, call)."""
+    model = build(size)
+    options = model.samplers[sampler]() if sampler == "ddpm" else model.samplers[sampler](steps=steps)
+    lengths = torch.full((trials,), size["bins"], dtype=torch.long)
+
+    def call() -> None:
+        model.sample(trials, lengths, generator=torch.Generator().manual_seed(0), sampler=sampler, options=options)
+
+    return model, call
+
+
+def make_case(case: dict[str, Any], quick: bool) -> tuple[torch.nn.Module, Callable[[], None], int]:
+    """(model, timed call, trials per call) for a case {"kind": train|encode|sample, "model", "batch", ...}."""
+    size = model_size(case["model"], quick, **case.get("size", {}))
+    if case["kind"] == "train":
+        return (*training_step(size, case["batch"]), case["batch"])
+    if case["kind"] == "encode":
+        return (*encode_call(size, case["batch"]), case["batch"])
+    return (*sampling_call(size, case["batch"], case["sampler"], case["steps"]), case["batch"])
+
+
+@contextlib.contextmanager
+def variant(model: torch.nn.Module, name: str) -> Iterator[None]:
+    """Run ``model`` with the baseline S4D layers or the current ones."""
+    if name == "baseline":
+        with baseline_layers(model):
+            yield
+    else:
+        yield
+
+
+def time_interleaved(model: torch.nn.Module, call: Callable[[], None], repeats: int,
+                     variants: tuple[str, ...] = VARIANTS) -> dict[str, float]:
+    """Median seconds per call of each variant, alternating them (and their order) ``repeats`` times
+    after one untimed warm-up call each."""
+    for name in variants:
+        with variant(model, name):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(repeats):
+        for name in variants if round_ % 2 == 0 else variants[::-1]:
+            with variant(model, name):
+                started = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def counted_flops(model: torch.nn.Module, call: Callable[[], None]) -> float:
+    """FLOPs of one call of the baseline model (GEMM/conv/bmm as torch's FlopCounterMode counts them; FFTs
+    and elementwise work are not counted): the model's FLOPs, independent of how the S4D layers convolve."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with variant(model, "baseline"), FlopCounterMode(display=False) as counter:
+        call()
+    return float(counter.get_total_flops())
+
+
+def counted_bytes(model: torch.nn.Module, call: Callable[[], None]) -> tuple[float, float]:
+    """(bytes read and written by the non-GEMM ops, by the GEMM/conv ops) of one call of the current
+    model: the sum over aten ops of their tensor inputs' and outputs' sizes. A proxy for memory
+    traffic (caches may serve some of it; views and in-place ops are counted as touching their data)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    gemm_ops = {"mm", "bmm", "addmm", "baddbmm", "convolution", "convolution_backward", "mkldnn_convolution",
+                "_convolution", "matmul"}
+    totals = {"other": 0.0, "gemm": 0.0}
+
+    class ByteCounter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func._overloadpacket.__name__ in ("view", "_unsafe_view", "t", "transpose", "permute", "expand",
+                                                 "slice", "select", "unsqueeze", "squeeze", "detach", "alias",
+                                                 "as_strided", "unfold", "split", "chunk", "_reshape_alias"):
+                return out  # no data moved
+            moved = sum(t.numel() * t.element_size() for t in tree_leaves((args, kwargs, out))
+                        if isinstance(t, torch.Tensor))
+            totals["gemm" if func._overloadpacket.__name__ in gemm_ops else "other"] += moved
+            return out
+
+    with ByteCounter():
+        call()
+    return totals["other"], totals["gemm"]
+
+
+#: Profiler op-name fragments by category, checked in this order; the rest is "elementwise/reductions".
+OP_CATEGORIES = (("gemm/conv", ("conv", "mm", "matmul")), ("fft", ("fft",)),
+                 ("copies/fills", ("copy_", "fill_", "flip", "cat", "pad", "unfold", "clone", "zero")))
+
+
+def time_by_category(model: torch.nn.Module, call: Callable[[], None], case_variant: str) -> dict[str, float]:
+    """Self CPU seconds of one call by op category (:data:`OP_CATEGORIES`), from torch.profiler."""
+    from torch.profiler import profile
+
+    with variant(model, case_variant):
+        call()
+        with profile() as profiler:
+            call()
+    seconds: dict[str, float] = {}
+    for event in profiler.key_averages():
+        category = next((name for name, keys in OP_CATEGORIES if any(k in event.key for k in keys)),
+                        "elementwise/reductions")
+        seconds[category] = seconds.get(category, 0.0) + event.self_cpu_time_total / 1e6
+    return seconds
+
+
+def peak_memory_mib(case: dict[str, Any], case_variant: str, quick: bool) -> float:
+    """Peak resident memory one call of ``case`` adds (MiB), measured in this process: ``ru_maxrss``
+    after two calls minus before them. (tracemalloc sees only Python's allocator, not torch's.)"""
+    model, call, _ = make_case(case, quick)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with variant(model, case_variant):
+        call()
+        call()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0  # KiB on Linux
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[0] != "memory":
+        print("usage: cases.py memory CASE_JSON VARIANT", file=sys.stderr)
+        return 2
+    case = json.loads(argv[1])
+    print(json.dumps({"peak_mib": peak_memory_mib(case, argv[2], bool(case.get("quick")))}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

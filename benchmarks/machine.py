@@ -1,0 +1,50 @@
+"""The machine's own yardsticks, measured in the same run as the benchmarks: fp32 matmul rate
+(the compute roof) and large-copy bandwidth (the memory roof), and a short machine name."""
+
+from __future__ import annotations
+
+import platform
+import re
+import statistics
+import time
+
+import torch
+
+
+def machine_name() -> str:
+    """A short slug: the GPU's name when CUDA is up, else the CPU model and core count."""
+    if torch.cuda.is_available():
+        model = torch.cuda.get_device_name(0)
+    else:
+        model = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as info:
+                names = [line.split(":", 1)[1] for line in info if line.startswith("model name")]
+            model = f"{names[0]}-{len(names)}cores" if names else model
+        except OSError:
+            pass
+    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(r\)|\(tm\)|processor|cpu", "", model.lower())).strip("-")
+    return slug[:48] or "unknown"
+
+
+def _median_seconds(call, repeats: int) -> float:
+    call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def matmul_gflops(size: int = 4096, repeats: int = 3) -> float:
+    """fp32 GFLOP/s of a (size x size) @ (size x size) matmul, median of ``repeats``."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return 2 * size ** 3 / _median_seconds(lambda: torch.mm(a, b), repeats) / 1e9
+
+
+def copy_gbytes_per_s(mib: int = 512, repeats: int = 3) -> float:
+    """GB/s of a large tensor copy (bytes read + bytes written), median of ``repeats``."""
+    source = torch.randn(mib * 2 ** 20 // 4)
+    target = torch.empty_like(source)
+    return 2 * source.numel() * 4 / _median_seconds(lambda: target.copy_(source), repeats) / 1e9

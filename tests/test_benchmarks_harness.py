@@ -1,0 +1,86 @@
+"""The `make bench` harness (benchmarks/run_all.py) on tiny sizes: it runs, prints one table with
+its columns and writes the history JSON. No timing is asserted (CI never runs the benchmarks)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def run_all(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """benchmarks/run_all.py with one tiny case per timed section; start-up figures come from a stand-in
+    (benchmarks/startup.py measures CLI processes and has its own tests)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setitem(sys.modules, "startup", types.SimpleNamespace(run=lambda quick: {"import_s": 0.5, "note": "x"}))
+    for name in ("run_all", "cases", "baseline_s4d", "machine", "evaluate_speed", "spike_history_speed"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    module = importlib.import_module("run_all")
+    monkeypatch.setattr(module, "TRAIN", [("lorenz-denoiser", 4)])
+    monkeypatch.setattr(module, "SAMPLERS", [("dpm-solver++", 2)])
+    return module
+
+
+def test_quick_bench_prints_one_table_and_writes_the_history(run_all: types.ModuleType, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_all.main(["--quick", "--no-memory", "--sections", "conv,train,profile,sample,startup", "--out-dir", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("section"))
+    assert [cell.strip() for cell in header.split("|")] == list(run_all.COLUMNS)
+    written = list(tmp_path.glob("*.json"))
+    assert len(written) == 1 and written[0].name.startswith(run_all.datetime.date.today().isoformat())
+    record = json.loads(written[0].read_text())
+    rows = {row["section"]: row for row in record["rows"]}
+    assert set(rows) == {"machine", "conv", "train", "profile", "sample", "startup"}
+    train = rows["train"]
+    assert train["baseline"] > 0 and train["current"] > 0 and train["speed-up"] > 0 and train["GFLOP/sample"] > 0
+    assert rows["startup"]["case"] == "import_s"  # numeric start-up figures only
+    assert record["settings"]["quick"] is True and "load_average_after" in record
+
+
+def test_a_failing_section_is_a_row_and_exit_code_not_lost_figures(run_all: types.ModuleType, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(quick: bool) -> dict[str, float]:
+        raise RuntimeError("the CLI exited with 2")
+
+    monkeypatch.setattr(run_all.startup, "run", broken)
+    assert run_all.main(["--quick", "--no-memory", "--sections", "conv,startup", "--out-dir", str(tmp_path)]) == 1
+    rows = json.loads(next(tmp_path.glob("*.json")).read_text())["rows"]
+    assert {row["section"] for row in rows} == {"machine", "conv", "startup"}
+    assert [row["case"] for row in rows if row.get("failed")] == ["failed: RuntimeError: the CLI exited with 2"]
+
+
+def test_second_run_on_the_same_day_keeps_the_first(run_all: types.ModuleType, tmp_path: Path) -> None:
+    first = run_all.write_results([], tmp_path, {})
+    second = run_all.write_results([], tmp_path, {})
+    assert first != second and first.exists() and second.name.endswith("-2.json")
+
+
+def test_unknown_section_is_a_usage_error(run_all: types.ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(["--sections", "train,warp"])
+    assert exit_info.value.code == 2 and "--sections" in capsys.readouterr().err
+
+
+def test_peak_memory_of_a_case_is_measured(run_all: types.ModuleType) -> None:
+    case = {"kind": "encode", "model": "lorenz-autoencoder", "batch": 2}
+    assert run_all.cases.peak_memory_mib(case, "current", quick=True) >= 0.0
+
+
+def test_baseline_layers_are_swapped_in_and_restored(run_all: types.ModuleType) -> None:
+    from ldns_framework.nn import S4D
+
+    cases = run_all.cases
+    model, _, _ = cases.make_case({"kind": "encode", "model": "lorenz-autoencoder", "batch": 2}, quick=True)
+    layer = next(m for m in model.modules() if isinstance(m, S4D))
+    with cases.variant(model, "baseline"):
+        assert layer.forward.__func__.__name__ == "baseline_forward"
+    assert "forward" not in vars(layer)
