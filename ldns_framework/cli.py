@@ -62,6 +62,14 @@ _COUNT = _integer(1, limits.INT64_MAX)
 _SEED = _integer(0, limits.SEED_MAX, "a seed")
 
 
+def _device(text: str) -> str:
+    """An argparse type: a device name of the form ``run.device`` takes (whether this machine has it is
+    checked when the run is loaded)."""
+    if not limits.DEVICE_FORM.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {shorten(text)!r}")
+    return text
+
+
 def _registry(args: argparse.Namespace) -> Any:
     from ldns_registry import Registry
 
@@ -138,6 +146,10 @@ def cmd_data(args: argparse.Namespace) -> int:
     print(f"mean rate    {summary['mean_count_per_bin']:.4f} spikes/bin ({summary['mean_rate_hz']:.2f} Hz)")
     for name, shape in summary["covariates"].items():
         print(f"covariate    {name} {tuple(shape)}")
+    listing = summary["metadata"].get("listing")
+    if isinstance(listing, Mapping):  # what the source selected, in its own words (label -> line)
+        for label, line in listing.items():
+            print(f"{shorten(str(label), 12):<12} {line}")
     return EXIT_OK
 
 
@@ -183,7 +195,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         spec_source = args.spec
     pipeline = Pipeline(registry.resolve(_overridden(spec_source, args.set)), registry)
     pipeline.fit(run_dir=out, until=args.until, resume=args.resume, progress=not args.no_progress)
-    print(f"run directory: {out}")
+    if pipeline.fabric.is_global_zero:  # data-parallel: one line for the run, not one per process
+        print(f"run directory: {out}")
     return EXIT_OK
 
 
@@ -199,23 +212,35 @@ def _run_directory(path: str) -> Path:
     return out
 
 
-def cmd_encode(args: argparse.Namespace) -> int:
-    from ldns_framework.io.encodings import SUFFIXES, write_encodings
+def _load_for_inference(args: argparse.Namespace) -> Any:
+    """The run of ``args.run`` reopened on ``--device`` (default: its own device when this machine has it)."""
     from ldns_framework.pipeline import Pipeline
 
+    if args.device is not None:
+        limits.check_device(args.device, "--device")
+    return Pipeline.load(args.run, _registry(args), device=args.device)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    import attrs
+
+    from ldns_framework.io.encodings import SUFFIXES, write_encodings
+    from ldns_framework.io.provenance import run_provenance
+
     output_file(args.out, SUFFIXES)
-    pipeline = Pipeline.load(args.run, _registry(args))
+    pipeline = _load_for_inference(args)
     if args.data is not None:
         encoded = pipeline.encode(_data_from_argument(args.data, pipeline.registry))
     else:
         encoded = pipeline.encode_split(args.split)
-    write_encodings(encoded, args.out)
+    provenance = {k: v for k, v in run_provenance(args.run).items() if k in ("run", "spec", "packages")}
+    write_encodings(attrs.evolve(encoded, provenance=provenance), args.out)
     print(f"wrote {args.out}: {encoded.latents.shape[0]} trials, latents {encoded.latents.shape}, rates {encoded.rates.shape}")
     return EXIT_OK
 
 
 def _sampler_arguments(args: argparse.Namespace, pipeline: Any) -> dict[str, Any]:
-    """``--sampler`` and ``--steps`` as keyword arguments of ``sample``, checked against the
+    """``--sampler``, ``--steps`` and ``--guidance`` as keyword arguments of ``sample``, checked against the
     samplers the run's generator declares (each error names the option)."""
     import attrs
 
@@ -228,43 +253,110 @@ def _sampler_arguments(args: argparse.Namespace, pipeline: Any) -> dict[str, Any
                         f"{did_you_mean(args.sampler, list(samplers))}; its samplers: {', '.join(samplers)}")
     chosen = args.sampler or pipeline.spec.sample.sampler
     kwargs: dict[str, Any] = {"sampler": args.sampler}
-    if args.steps is not None:
-        fields = [f.name for f in attrs.fields(samplers[chosen])]
-        if "steps" not in fields:
+    fields = [f.name for f in attrs.fields(samplers[chosen])]
+    for option in ("steps", "guidance"):
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if option not in fields:
             listed = f"its options: {', '.join(fields)}" if fields else "it has no options"
-            raise LdnsError(f"--steps: sampler {chosen!r} of generator {generator_type!r} takes no steps option"
+            raise LdnsError(f"--{option}: sampler {chosen!r} of generator {generator_type!r} takes no {option} option"
                             f" ({listed})")
-        kwargs["steps"] = args.steps
+        kwargs[option] = value
     return kwargs
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ldns_framework.io.samples import SUFFIXES
-    from ldns_framework.pipeline import Pipeline
+    from ldns_framework.io.provenance import run_provenance
+    from ldns_framework.io.samples import check_output
 
-    output_file(args.out, SUFFIXES)
+    check_output(args.out)
     condition = _load_condition(args.condition) if args.condition else None
-    pipeline = Pipeline.load(args.run, _registry(args))
+    if args.angle:
+        condition = _repeated("--angle", _angle_rows(args.angle, args.angle_units), args.n)
+    lengths = _load_lengths(args.lengths, args) if args.lengths else None
+    pipeline = _load_for_inference(args)
+    check_output(args.out, run_provenance(args.run))  # e.g. an NWB file needs whole-millisecond bins
     if pipeline.generator is None:
         raise LdnsError(f"{args.run}: the run has no trained generator; train every stage first "
                         f"(`ldns train --resume --out {args.run}`)")
-    _check_sample_size(args, pipeline.model)
-    samples = pipeline.sample(args.n, length=args.length, condition=condition, seed=args.seed,
+    _check_sample_size(args, pipeline.model, lengths)
+    if args.from_split:
+        condition = _repeated("--from-split", _split_conditions(pipeline, args.from_split), args.n)
+    samples = pipeline.sample(args.n, length=args.length, lengths=lengths, condition=condition, seed=args.seed,
                               observation=args.observation, batch_size=args.batch_size,
                               progress=not args.no_progress, **_sampler_arguments(args, pipeline))
-    path = pipeline.write_samples(samples, args.out)
+    path = pipeline.write_samples(samples, args.out)  # with the run's provenance
     print(f"wrote {path}: {samples.counts.shape[0]} trials x {samples.counts.shape[1]} bins x {samples.counts.shape[2]} neurons "
           f"({samples.sampler_label}, observation {samples.observation}, seed {samples.seed})")
     return EXIT_OK
 
 
-def _check_sample_size(args: argparse.Namespace, model: Any) -> None:
+def _angle_rows(angles: Sequence[float], units: str) -> Any:
+    """``--angle``: directions as (k, 2) [cos, sin] rows, the form angle conditioners validate."""
+    import numpy as np
+
+    theta = np.asarray(angles, dtype=np.float64)
+    if not np.isfinite(theta).all():
+        raise LdnsError(f"--angle: expected finite angles in {units}, got {shorten(list(angles))}")
+    theta = np.radians(theta) if units == "degrees" else theta
+    return np.stack([np.cos(theta), np.sin(theta)], axis=1)
+
+
+def _split_conditions(pipeline: Any, split: str) -> Any:
+    """``--from-split``: the conditions of the split's real trials (e.g. unseen test trajectories), in
+    the units the run's conditioner validates."""
+    conditioner = pipeline.model.conditioner
+    if conditioner is None or conditioner.kind is None:
+        raise LdnsError("--from-split: the run's model is unconditional; drop --from-split")
+    data = pipeline.load_data()
+    if split not in data.splits:
+        raise LdnsError(f"--from-split: the run's data have no split {shorten(split)!r}; splits: "
+                        f"{', '.join(data.splits)}")
+    if not len(data.splits[split]):
+        raise LdnsError(f"--from-split: the split {shorten(split)!r} of the run's data is empty")
+    return conditioner.user_conditions(data, data.splits[split])
+
+
+def _repeated(option: str, conditions: Any, n: int) -> Any:
+    """Each of the k conditions for n / k consecutive trials (n a multiple of k)."""
+    import numpy as np
+
+    k = len(conditions)
+    if n % k:
+        raise LdnsError(f"--n: expected a multiple of the {k} conditions {option} gives (each gets --n / {k} "
+                        f"trials), got {n}")
+    return np.repeat(np.asarray(conditions), n // k, axis=0)
+
+
+def _check_sample_size(args: argparse.Namespace, model: Any, lengths: Any = None) -> None:
     """Refuse ``--n`` x ``--length`` when the samples (counts, rates and latents, 4 bytes each)
     would not fit in memory, before anything is drawn."""
-    length = args.length or model.n_time
+    length = int(lengths.max()) if lengths is not None else args.length or model.n_time
     channels = 2 * model.n_neurons + int(model.latent_stats.mean.shape[0])
     option = "--length" if args.length and args.length > model.n_time else "--n"
     limits.check_array(option, {"--n": args.n, "--length": length}, 4 * channels)
+
+
+def _load_lengths(path: str, args: argparse.Namespace) -> Any:
+    """``--lengths``: an .npy array, or an .npz holding a 'lengths' array, of --n whole numbers >= 1."""
+    from ldns_framework.io.npz import NpzFile, read_npy
+
+    if args.length:
+        raise LdnsError("--lengths: give --length (every trial) or --lengths (one per trial), not both")
+    if path.endswith(".npz"):
+        with NpzFile(path) as archive:
+            if "lengths" not in archive:
+                raise archive.missing("lengths")
+            lengths = archive.read("lengths")
+    elif path.endswith(".npy"):
+        lengths = read_npy(path)
+    else:
+        raise LdnsError(f"--lengths: expected a .npy or .npz file, got {shorten(path)!r}")
+    if lengths.shape != (args.n,) or lengths.dtype.kind not in "iu" or (lengths.size and lengths.min() < 1):
+        raise LdnsError(f"--lengths: {shorten(path)}: expected {args.n} whole numbers >= 1 (one per trial, --n), "
+                        f"got an array of shape {lengths.shape} and dtype {lengths.dtype}")
+    return lengths
 
 
 def _load_condition(path: str) -> Any:
@@ -300,13 +392,14 @@ def _data_from_argument(source: str, registry: Any) -> Any:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ldns_framework.evaluation import format_table
     from ldns_framework.pipeline import Pipeline
+    from ldns_framework.rundir import read_json
 
     out = output_file(args.out, (".json",)) if args.out else Path(args.run) / "metrics.json"
     pipeline = Pipeline.load(args.run, _registry(args))
     records = pipeline.evaluate(args.samples, metrics=args.metric or None, against=args.against, folds=args.folds,
                                 seed=args.seed, protocol=args.protocol, out=out, progress=not args.no_progress,
                                 workers=args.workers)
-    print(format_table(records))
+    print(format_table(records, read_json(out, dict).get("meta", {}).get("not_applicable", ())))
     print(f"wrote {out}")
     return EXIT_OK
 
@@ -335,7 +428,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from ldns_framework.testing.command import run_check_command
 
-    return run_check_command(args.kind, args.name, args.set, _registry(args), progress=not args.no_progress)
+    registry = _registry(args)
+    data = _data_from_argument(args.data, registry) if args.data else None
+    return run_check_command(args.kind, args.name, args.set, registry, progress=not args.no_progress,
+                             data=None if data is None else (lambda: data))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -357,6 +453,11 @@ def _add_spec_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="path of a YAML spec")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec key, e.g. --set encoder.latent_dim=16 (repeatable)")
+
+
+def _add_device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=_device, help="where to run: auto, cpu, cuda, cuda:N or mps (default: the "
+                                                      "run's run.device when this machine has it, else auto)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,27 +502,42 @@ def build_parser() -> argparse.ArgumentParser:
     group = encode.add_mutually_exclusive_group()
     group.add_argument("--split", default="test", choices=("train", "val", "test", "all"), help="split of the run's data")
     group.add_argument("--data", help="other data: an .npz file or a spec with a data section")
-    encode.add_argument("--out", required=True, help="output .npz")
+    encode.add_argument("--out", required=True, help="output .npz, or .nwb (an NWB file; never replaces one)")
+    _add_device_arg(encode)
     encode.set_defaults(func=cmd_encode)
 
     sample = commands.add_parser("sample", help="generate spikes from a trained run")
     sample.add_argument("run", help="run directory")
     sample.add_argument("--n", type=_COUNT, required=True, help="number of trials (checked against the memory available)")
     sample.add_argument("--length", type=_COUNT, help="bins per trial (default: the training length)")
-    sample.add_argument("--condition", help="condition array (.npy, or .npz with 'condition') for conditional models")
+    sample.add_argument("--lengths", help="per-trial lengths (.npy, or .npz with 'lengths'): --n whole numbers "
+                                          ">= 1; the samples are trimmed to them (variable-length data)")
+    sample.add_argument("--guidance", type=float, help="classifier-free guidance scale of the sampler, for "
+                                                       "generators that have one (1 = plain conditional)")
+    given = sample.add_mutually_exclusive_group()
+    given.add_argument("--condition", help="condition array (.npy, or .npz with 'condition') for conditional models")
+    given.add_argument("--angle", type=float, action="append", metavar="DEG",
+                       help="a reach direction for angle-conditioned models; repeat for several (each gets --n / k "
+                            "consecutive trials); without a condition such models draw directions uniformly")
+    given.add_argument("--from-split", metavar="SPLIT",
+                       help="condition on the real trials of this split of the run's data (e.g. test: unseen "
+                            "trajectories); each gets --n / (trials in the split) consecutive trials")
+    sample.add_argument("--angle-units", choices=("degrees", "radians"), default="degrees", help="units of --angle")
     sample.add_argument("--sampler", help="a sampler the run's generator declares (default: the spec's sample.sampler)")
     sample.add_argument("--steps", type=_COUNT, help="the sampler's steps option, for samplers that have one "
                                                   "(default: the spec's)")
     sample.add_argument("--seed", type=_SEED, default=0, help="seed of the latents (the spikes use seed + 1)")
     sample.add_argument("--observation", help="observation model to draw spikes with (default: the run's)")
     sample.add_argument("--batch-size", type=_COUNT, help="trials per batch (default: the spec's sample.batch_size)")
-    sample.add_argument("--out", required=True, help="output .npz")
+    sample.add_argument("--out", required=True, help="output .npz, or .nwb (an NWB file with spike times, trials "
+                                                     "and the exact counts; never replaces one)")
     sample.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_device_arg(sample)
     sample.set_defaults(func=cmd_sample)
 
     evaluate = commands.add_parser("evaluate", help="compare generated samples with real trials (metrics.json)")
     evaluate.add_argument("run", help="run directory")
-    evaluate.add_argument("--samples", help="samples .npz (default: the newest RUN/samples/*.npz)")
+    evaluate.add_argument("--samples", help="samples .npz or .nwb (default: the newest RUN/samples/*.npz or *.nwb)")
     evaluate.add_argument("--against", choices=("train", "test", "both"), default="both", help="real split(s) to compare with")
     evaluate.add_argument("--folds", type=_integer(1, MAX_FOLDS), default=5,
                           help="bootstrap folds (mean and spread are reported)")
@@ -438,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="write RUN/report/index.html with figures")
     report.add_argument("run", help="run directory")
-    report.add_argument("--samples", help="samples .npz (default: the newest RUN/samples/*.npz)")
+    report.add_argument("--samples", help="samples .npz or .nwb (default: the newest RUN/samples/*.npz or *.nwb)")
     report.add_argument("--metrics", help="metrics.json (default: RUN/metrics.json when present)")
     report.add_argument("--extra", action="append", default=[], metavar="NAME=FILE",
                         help="another sample set to show beside the model's (repeatable)")
@@ -449,6 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("kind", choices=KINDS, help="component kind")
     check.add_argument("name", help="registered name, e.g. poisson")
     check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config option of the component")
+    check.add_argument("--data", help="data the checks use (conditioners, metrics): a spec with a data section, or a "
+                                      "data file (default: the kit's synthetic data)")
     check.add_argument("--no-progress", action="store_true", help="no progress bars")
     check.set_defaults(func=cmd_check)
 

@@ -43,7 +43,7 @@ def test_plugins_json_lists_builtins_with_provenance(capsys):
 def test_plugins_table_and_disable_flag(capsys):
     code, out, _ = run(capsys, "--disable-plugin", "arrays", "plugins", "--verbose")
     assert code == 0
-    assert "poisson" in out and "config: ldns_plugins.poisson.model.PoissonConfig" in out
+    assert "poisson" in out and "config: ldns_plugins.poisson.config.PoissonConfig" in out
     assert " arrays " not in out and "disabled: arrays" in out
 
 
@@ -188,7 +188,7 @@ def test_check_is_wired_to_the_kit_command(capsys, monkeypatch):
 
     calls = []
 
-    def fake(kind, name, overrides, registry, progress=True):
+    def fake(kind, name, overrides, registry, progress=True, data=None):
         calls.append((kind, name, list(overrides), progress))
         if name == "bad":
             raise SpecError("observation.x", "unknown key")

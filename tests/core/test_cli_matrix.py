@@ -200,7 +200,7 @@ CASES: dict[str, tuple[Case, str]] = {
                                       "train.encoder.batch_size=-1"], "train.encoder.batch_size"),
     # encode
     "encode out without suffix": (lambda c: ["encode", R, "--out", str(c.root / "o" / "e10")],
-                                  "--out: expected a file name ending in .npz, got 'e10'"),
+                                  "--out: expected a file name ending in .npz or .nwb, got 'e10'"),
     "encode out a directory": (lambda c: ["encode", R, "--out", str(c.root)], "--out: .* is a directory"),
     "encode out under a file": (lambda c: ["encode", R, "--out", str(c.user_file / "e.npz")], "is a file, not a directory"),
     "encode unknown split": (lambda c: ["encode", R, "--split", "dev", "--out", str(c.root / "e.npz")],

@@ -72,13 +72,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     paths = {"run": str(run), "spec": str(spec), "data": str(root / "data.npz"), "bad": str(root / "bad.npz"),
              "cond": str(root / "cond.npy"), "file": str(root / "file.txt"), "dir": str(root / "dir"),
              "damaged": str(damaged), "root": str(root)}
-    loaded: dict[str, Pipeline] = {}
+    loaded: dict[tuple[str, str | None], Pipeline] = {}
     real_load = Pipeline.load.__func__
 
-    def cached_load(cls: type, run_dir: Any, registry: Any = None) -> Pipeline:
-        key = str(Path(run_dir).resolve())
+    def cached_load(cls: type, run_dir: Any, registry: Any = None, device: str | None = None) -> Pipeline:
+        key = (str(Path(run_dir).resolve()), device)
         if key not in loaded:
-            loaded[key] = real_load(cls, run_dir, registry)
+            loaded[key] = real_load(cls, run_dir, registry, device)
         return loaded[key]
 
     with pytest.MonkeyPatch.context() as patch:
