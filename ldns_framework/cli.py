@@ -340,38 +340,32 @@ def _check_sample_size(args: argparse.Namespace, model: Any, lengths: Any = None
 
 def _load_lengths(path: str, args: argparse.Namespace) -> Any:
     """``--lengths``: an .npy array, or an .npz holding a 'lengths' array, of --n whole numbers >= 1."""
-    from ldns_framework.io.npz import NpzFile, read_npy
-
     if args.length:
         raise LdnsError("--lengths: give --length (every trial) or --lengths (one per trial), not both")
-    if path.endswith(".npz"):
-        with NpzFile(path) as archive:
-            if "lengths" not in archive:
-                raise archive.missing("lengths")
-            lengths = archive.read("lengths")
-    elif path.endswith(".npy"):
-        lengths = read_npy(path)
-    else:
-        raise LdnsError(f"--lengths: expected a .npy or .npz file, got {shorten(path)!r}")
+    lengths = _load_option_array("--lengths", path, "lengths")
     if lengths.shape != (args.n,) or lengths.dtype.kind not in "iu" or (lengths.size and lengths.min() < 1):
         raise LdnsError(f"--lengths: {shorten(path)}: expected {args.n} whole numbers >= 1 (one per trial, --n), "
                         f"got an array of shape {lengths.shape} and dtype {lengths.dtype}")
     return lengths
 
 
-def _load_condition(path: str) -> Any:
-    """``--condition``: an .npy array, or an .npz holding a 'condition' array; real numbers only."""
+def _load_option_array(option: str, path: str, key: str) -> Any:
+    """The array an option names: an .npy file, or the ``key`` array of an .npz file."""
     from ldns_framework.io.npz import NpzFile, read_npy
 
     if path.endswith(".npz"):
         with NpzFile(path) as archive:
-            if "condition" not in archive:
-                raise archive.missing("condition")
-            condition = archive.read("condition")
-    elif path.endswith(".npy"):
-        condition = read_npy(path)
-    else:
-        raise LdnsError(f"--condition: expected a .npy or .npz file, got {shorten(path)!r}")
+            if key not in archive:
+                raise archive.missing(key)
+            return archive.read(key)
+    if path.endswith(".npy"):
+        return read_npy(path)
+    raise LdnsError(f"{option}: expected a .npy or .npz file, got {shorten(path)!r}")
+
+
+def _load_condition(path: str) -> Any:
+    """``--condition``: an .npy array, or an .npz holding a 'condition' array; real numbers only."""
+    condition = _load_option_array("--condition", path, "condition")
     if condition.dtype.kind not in "iuf":
         raise LdnsError(f"--condition: {shorten(path)}: expected a real numeric array, got dtype {condition.dtype}")
     return condition
