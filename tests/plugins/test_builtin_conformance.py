@@ -57,6 +57,11 @@ OPTIONS = {("data", "arrays"): {"path": _arrays_file()},
            ("conditioner", "reach-angle"): {"covariate": "sequence", "bin": 4},  # the kit's data have no hand_vel
            ("conditioner", "velocity"): {"covariate": "sequence"},
            ("conditioner", "covariate"): {"covariate": "vector"},
+           # the kit's trials are 32 bins long and carry a 'sequence' covariate, not hand_vel
+           ("metric", "velocity-decoding"): {"covariate": "sequence"},
+           ("metric", "reach-angle-error"): {"covariate": "sequence", "angle_covariate": "vector", "angle_bin": 4,
+                                             "angle_bins": 4},
+           ("metric", "condition-psth"): {"covariate": "sequence", "angle_bin": 4, "angle_bins": 4},
            ("data", "nwb"): {"path": _nwb_file(), "align_range_ms": [-200, 200], "bin_ms": 10, "behavior": []},
            ("data", "speech-synthetic"): {"n_trials": 24, "n_channels": 8, "min_length": 8, "max_length": 32}}
 
