@@ -43,3 +43,14 @@ def toy_registry():
     registry = Registry.discover(strict=False, trace=False)
     registry.register(ToyPlugin(), "toy")
     return registry
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models: one intra-op thread is faster than two, and much faster on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,12 +15,8 @@ CENTRED = {"hidden": 16, "blocks": 1, "state_size": 8, "train_steps": 50, "mask_
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
+def _seed_and_one_thread(one_torch_thread):
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_model(kind: str | None = None, **options) -> LatentDiffusion:

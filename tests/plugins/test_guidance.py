@@ -18,12 +18,8 @@ TINY = {"hidden": 16, "blocks": 1, "state_size": 8, "train_steps": 50}
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
+def _seed_and_one_thread(one_torch_thread):
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_model(kind: str | None = "vector", **options) -> LatentDiffusion:
