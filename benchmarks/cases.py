@@ -8,9 +8,12 @@ monkey denoiser (256 hidden, 6 blocks). Weights are untrained: speed does not de
 layer (benchmarks/baseline_s4d.py) with the current one on the same model, so a ratio is measured
 under the same machine load.
 
-Run one case in its own process to measure its peak memory (``ru_maxrss`` is a per-process peak):
+Run one case in its own process to measure its peak memory (``ru_maxrss`` is a per-process peak),
+or its time per call under the allocator settings the process started with (``LDNS_KEEP_FREED_MEMORY``,
+ldns_framework/allocator.py; they are process-wide and cannot be undone, so each needs a process):
 
-    python benchmarks/cases.py memory '{"kind": "train", "model": "lorenz-autoencoder", "batch": 64}'
+    python benchmarks/cases.py memory '{"kind": "train", "model": "lorenz-autoencoder", "batch": 64}' current
+    python benchmarks/cases.py time '{"kind": "train", "model": "lorenz-autoencoder", "batch": 64}' baseline 3
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_s4d import baseline_layers
 
 from ldns_framework import Batch
+from ldns_framework.allocator import keep_freed_memory
 
 #: name -> (kind, options, neurons or latents, bins); full and quick sizes.
 MODELS: dict[str, dict[str, Any]] = {
@@ -228,12 +232,22 @@ def peak_memory_mib(case: dict[str, Any], case_variant: str, quick: bool) -> flo
     return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0  # KiB on Linux
 
 
+def seconds_per_call(case: dict[str, Any], case_variant: str, repeats: int, quick: bool) -> float:
+    """Median seconds per call of ``case`` with one variant, after one untimed call."""
+    model, call, _ = make_case(case, quick)
+    return time_interleaved(model, call, repeats, (case_variant,))[case_variant]
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] != "memory":
-        print("usage: cases.py memory CASE_JSON VARIANT", file=sys.stderr)
+    if not (len(argv) == 3 and argv[0] == "memory" or len(argv) == 4 and argv[0] == "time"):
+        print("usage: cases.py memory CASE_JSON VARIANT | cases.py time CASE_JSON VARIANT REPEATS", file=sys.stderr)
         return 2
+    keep_freed_memory()  # as the product does, unless LDNS_KEEP_FREED_MEMORY=0
     case = json.loads(argv[1])
-    print(json.dumps({"peak_mib": peak_memory_mib(case, argv[2], bool(case.get("quick")))}))
+    if argv[0] == "memory":
+        print(json.dumps({"peak_mib": peak_memory_mib(case, argv[2], bool(case.get("quick")))}))
+    else:
+        print(json.dumps({"s_per_call": seconds_per_call(case, argv[2], int(argv[3]), bool(case.get("quick")))}))
     return 0
 
 

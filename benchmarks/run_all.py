@@ -10,15 +10,18 @@ Prints one table and writes ``<out-dir>/<YYYY-MM-DD>-<machine>.json`` (rows, mac
 - train: optimiser steps per second x batch (samples/s) of the Lorenz and monkey autoencoder and
   denoiser, the frozen pre-issue-13 S4D layer (``baseline``) and the current one alternated on the
   same model (medians), with the step's FLOPs (torch's FlopCounterMode on the baseline step:
-  GEMM/conv only) over its time, as a share of the matmul rate;
+  GEMM/conv only) over its time, as a share of the matmul rate; this process keeps freed memory
+  (ldns_framework/allocator.py), as `ldns train` does;
+- allocator: whole training steps in fresh processes with glibc's default allocator and with freed
+  memory kept, and the step before issue 13 (baseline layer, default allocator) against now;
 - profile: the share of the Lorenz autoencoder step (batch 64) per op category (torch.profiler);
 - encode: eval-mode encoding (batch 1 and 128); sample: trials/s per sampler and step count (and
   DPM-Solver++ 25 baseline vs current); spike-history sampling; evaluation wall time;
 - peak memory of each train/encode/sample case: the ``ru_maxrss`` growth over two calls in a fresh
   process per case (benchmarks/cases.py; tracemalloc does not see torch's allocator);
 - start-up: ``benchmarks/startup.py``'s figures;
-- ``--scaling``: time per epoch of the Lorenz autoencoder as trials double (1k, 2k, 4k: step time x
-  steps per epoch), and per step as trial length (128 .. 1024) and neurons (128 .. 1024) double;
+- ``--scaling``: whole epochs of the Lorenz autoencoder through the Trainer as trials double (1k, 2k,
+  4k), and seconds per step as trial length (128 .. 1024) and neurons (128 .. 1024) double;
 - ``--quality``: then runs the training-and-quality benchmarks whose tables benchmarks/README.md
   quotes (:data:`QUALITY`: the Lorenz encoder, the generator with each prediction target, the
   samplers, evaluation, spike history; about an hour on 2 cores), each printing its own table.
@@ -41,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ldns_framework.allocator import keep_freed_memory
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -215,15 +220,17 @@ def machine_rows(quick: bool) -> tuple[list[dict[str, Any]], float]:
 
 
 def scaling_rows(quick: bool) -> list[dict[str, Any]]:
-    """Time per epoch of the Lorenz autoencoder at batch 64 as trials, length and neurons double."""
-    rows = []
+    """How training time grows with the data: whole epochs of the Lorenz autoencoder at batch 64
+    through the Trainer as trials double (data gathering and logging included), and seconds per step
+    as trial length (128 .. 1024) and neurons (128 .. 1024) double."""
     batch = 4 if quick else 64
     base = {"kind": "train", "model": "lorenz-autoencoder", "batch": batch}
-    model, call, _ = cases.make_case(base, quick)
-    step = cases.time_interleaved(model, call, repeats(quick, True), ("current",))["current"]
-    for trials in (1000, 2000, 4000):
-        rows.append({"section": "scaling", "case": f"trials {trials} (x {math.ceil(trials / batch)} steps)",
-                     "batch": batch, "unit": "s/epoch", "current": round(step * math.ceil(trials / batch), 2)})
+    rows = []
+    for trials in ((8, 16) if quick else (1000, 2000, 4000)):
+        seconds = epoch_seconds(cases.model_size(base["model"], quick), trials, batch)
+        rows.append({"section": "scaling", "case": f"epoch of {trials} trials", "batch": batch, "unit": "s/epoch",
+                     "current": round(seconds, 2), "s_per_trial": seconds / trials})
+        print(f"  scaling: epoch of {trials} trials {seconds:.1f} s", flush=True)
     lengths = (16, 32) if quick else (128, 256, 512, 1024)
     neurons = (8, 16) if quick else (128, 256, 512, 1024)
     for key, values in (("bins", lengths), ("neurons", neurons)):
@@ -236,16 +243,86 @@ def scaling_rows(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
-SECTIONS = ("conv", "train", "profile", "encode", "sample", "spike-history", "evaluate", "startup")
+def epoch_seconds(size: dict[str, Any], trials: int, batch: int) -> float:
+    """Wall seconds of one training epoch (the stage log's figure) of the autoencoder of ``size`` on
+    ``trials`` random Poisson trials, through :class:`ldns_framework.training.Trainer` on the CPU."""
+    import tempfile
+
+    from ldns_framework.spec import TrainConfig
+    from ldns_framework.training import LOG_NAME, Trainer
+    from ldns_plugins.poisson.model import PoissonObservation
+
+    model = cases.build(size).train()
+    observation = PoissonObservation()
+    counts = torch.poisson(torch.full((trials, size["bins"], size["neurons"]), 0.3))  # (trials, T, N)
+    mask = torch.ones(trials, size["bins"], dtype=torch.bool)
+
+    def loss(module: torch.nn.Module, counts: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return module.training_loss(cases.Batch(counts, mask), observation)
+
+    with tempfile.TemporaryDirectory() as stage:
+        Trainer(TrainConfig(epochs=1, batch_size=batch), stage, seed=0, progress=False).fit(model, loss, (counts, mask))
+        return json.loads((Path(stage) / LOG_NAME).read_text().splitlines()[-1])["seconds"]
+
+
+#: The training steps whose activations outgrow glibc's mmap threshold, for the allocator section.
+ALLOCATOR = [("lorenz-autoencoder", 64), ("lorenz-autoencoder", 128), ("lorenz-denoiser", 512)]
+#: (layer variant, LDNS_KEEP_FREED_MEMORY) per configuration of the allocator section.
+ALLOCATOR_CONFIGS = {"before issue 13": ("baseline", "0"), "glibc default": ("current", "0"),
+                     "freed memory kept": ("current", "1")}
+
+
+def process_seconds(case: dict[str, Any], variant: str, keep: str, quick: bool) -> float:
+    """Median seconds per call of ``case`` in a fresh process started with ``LDNS_KEEP_FREED_MEMORY=keep``."""
+    payload = json.dumps({**case, "quick": quick})
+    done = subprocess.run([sys.executable, str(HERE / "cases.py"), "time", payload, variant, str(repeats(quick, True))],
+                          capture_output=True, text=True, cwd=HERE.parent, check=True,
+                          env={**os.environ, "LDNS_KEEP_FREED_MEMORY": keep,
+                               "OMP_NUM_THREADS": str(torch.get_num_threads())})
+    return json.loads(done.stdout.strip().splitlines()[-1])["s_per_call"]
+
+
+def allocator_rows(quick: bool) -> list[dict[str, Any]]:
+    """The allocator setting's effect (ldns_framework/allocator.py) on whole training steps: each of
+    :data:`ALLOCATOR_CONFIGS` in its own process (the setting is process-wide), in two rounds of
+    alternating order; rows: glibc default -> kept, and the step before issue 13 (baseline layer,
+    default allocator) -> now."""
+    import statistics
+
+    rows = []
+    for name, batch in ALLOCATOR:
+        case = {"kind": "train", "model": name, "batch": 4 if quick else batch}
+        times: dict[str, list[float]] = {config: [] for config in ALLOCATOR_CONFIGS}
+        for round_ in range(2):
+            for config in list(ALLOCATOR_CONFIGS)[::1 if round_ == 0 else -1]:
+                times[config].append(process_seconds(case, *ALLOCATOR_CONFIGS[config], quick))
+        seconds = {config: statistics.median(values) for config, values in times.items()}
+        print(f"  allocator {name} batch {case['batch']}: " + ", ".join(f"{k} {v:.4g} s" for k, v in seconds.items()),
+              flush=True)
+        for label, before in (("glibc default -> freed memory kept", "glibc default"),
+                              ("before issue 13 -> now", "before issue 13")):
+            rows.append({"section": "allocator", "case": f"{name} step: {label}", "batch": case["batch"],
+                         "unit": "samples/s", "baseline": significant(case["batch"] / seconds[before]),
+                         "current": significant(case["batch"] / seconds["freed memory kept"]),
+                         "speed-up": significant(seconds[before] / seconds["freed memory kept"], 3),
+                         "baseline_s_per_call": seconds[before],
+                         "current_s_per_call": seconds["freed memory kept"]})
+    return rows
+
+
+SECTIONS = ("conv", "train", "allocator", "profile", "encode", "sample", "spike-history", "evaluate", "startup")
 
 
 def bench(quick: bool, scaling: bool, memory: bool = True, sections: tuple[str, ...] = SECTIONS) -> list[dict[str, Any]]:
     """Every row of the table: the machine's yardsticks, then ``sections`` in order (and scaling). A
     section that raises leaves a ``failed`` row (and its traceback on stderr); the others still run."""
-    print(f"make bench{' --quick' if quick else ''}: {torch.get_num_threads()} torch threads", flush=True)
+    kept = keep_freed_memory()
+    print(f"make bench{' --quick' if quick else ''}: {torch.get_num_threads()} torch threads, freed memory "
+          f"{'kept' if kept else 'returned (glibc default)'} in this process", flush=True)
     rows, matmul = machine_rows(quick)
     runners = {"conv": lambda: convolution_rows(quick),
                "train": lambda: train_rows(quick, matmul, memory),
+               "allocator": lambda: allocator_rows(quick),
                "profile": lambda: profile_rows(quick),
                "encode": lambda: encode_rows(quick, matmul, memory),
                "sample": lambda: sample_rows(quick, matmul, memory),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ldns_framework.allocator import keep_freed_memory
 from ldns_framework.checkpoint import load_module_weights
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError
@@ -119,6 +120,7 @@ class TrainedModel:
         self.latent_stats = latent_stats
         self._data = data
         self._train_encoding = train_encoding
+        keep_freed_memory()  # encoding and sampling reuse their large blocks (ldns_framework.allocator)
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod

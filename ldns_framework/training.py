@@ -56,6 +56,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ldns_framework.allocator import keep_freed_memory
 from ldns_framework.checkpoint import (load_tensors, load_weights, optimizer_from_tensors, optimizer_to_tensors,
                                        save_tensors)
 from ldns_framework.errors import MAX_LINE, LdnsError, SpecError, shorten, shown
@@ -441,6 +442,7 @@ class Trainer:
         ``select_best=False`` the validation loss is logged but the last weights are kept (for
         losses too noisy to select on, such as a diffusion loss at random timesteps).
         """
+        keep_freed_memory()  # each step reuses the last step's activation blocks (ldns_framework.allocator)
         with contextlib.nullcontext(self.stop) if self.stop is not None else StopSignals() as stop:
             return self._fit(stop, module, loss_fn, train, val, resume=resume, after_step=after_step,
                              select_best=select_best)

@@ -10,6 +10,7 @@ import torch
 from ldns_framework import Batch
 from ldns_plugins.poisson.model import PoissonObservation
 from ldns_plugins.s4_autoencoder.model import (
+    ResidualBlock,
     S4Autoencoder,
     S4AutoencoderConfig,
     causal_instance_norm,
@@ -74,6 +75,24 @@ def test_masked_instance_norm_matches_torch_without_padding() -> None:
     x = torch.randn(3, 5, T)  # (B, C, T)
     valid = torch.ones(3, 1, T)
     torch.testing.assert_close(masked_instance_norm(x, valid), torch.nn.functional.instance_norm(x))
+
+
+@pytest.mark.parametrize("norm", ["instance", "causal"])
+def test_block_without_padding_equals_the_masked_path(norm: str) -> None:
+    """valid=None (no padded bin: the fused instance norm) computes what an all-ones mask does,
+    values and gradients, with a non-zero learned shift/scale."""
+    block = ResidualBlock(16, S4AutoencoderConfig(hidden=16, latent_dim=4, state_size=16, norm=norm))
+    with torch.no_grad():
+        block.modulation.normal_()
+    x = torch.randn(3, 16, T, requires_grad=True)  # (B, C, T)
+    outputs, grads = [], []
+    for valid in (None, torch.ones(3, 1, T)):
+        out = block(x, valid)
+        outputs.append(out)
+        grads.append(torch.autograd.grad(out.square().sum(), [x, block.modulation]))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    for fused, masked in zip(*grads):
+        torch.testing.assert_close(fused, masked, rtol=1e-4, atol=1e-4)
 
 
 def _capture(model: S4Autoencoder) -> dict[str, torch.Tensor]:
