@@ -25,6 +25,7 @@ _LAZY = {
     "DataSource": "ldns_framework.interfaces",
     "Interrupted": "ldns_framework.training",
     "NpzFile": "ldns_framework.io.npz",
+    "read_counts": "ldns_framework.io.lazy",
     "Encoder": "ldns_framework.interfaces",
     "LatentGenerator": "ldns_framework.interfaces",
     "Metric": "ldns_framework.interfaces",

@@ -6,6 +6,11 @@ treated as data.
 
 Validation walks large arrays in blocks (:func:`_blocks`), so checking a dataset never
 allocates a temporary the size of the data.
+
+``counts`` may also be a :class:`~ldns_framework.io.lazy.LazyCounts`: counts left in a
+file, read per batch (a data source's ``lazy`` option). Validation, summaries and
+subsets then read the file in blocks and never hold it whole; :meth:`SpikeData.in_memory`
+loads it when a step needs a plain array.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import attrs
 import numpy as np
 
 from ldns_framework.errors import DataError, shown
+from ldns_framework.io.lazy import LazyCounts
 
 CANONICAL_LAYOUT = ("trials", "time", "neurons")
 #: Largest spike count per bin: counts are stored as int32 (in memory, in samples files, on the device).
@@ -27,8 +33,12 @@ _BLOCK = 1 << 20
 _REAL_KINDS = "iuf"
 
 
-def _blocks(array: np.ndarray) -> Iterator[np.ndarray]:
-    """Views of ``array`` (never copies) of at most about ``_BLOCK`` elements, covering it once."""
+def _blocks(array: np.ndarray | LazyCounts) -> Iterator[np.ndarray]:
+    """Views of ``array`` (never copies) of at most about ``_BLOCK`` elements, covering it once;
+    lazy counts are read a block of trials at a time."""
+    if isinstance(array, LazyCounts):
+        yield from (block for _, block in _trial_blocks(array))
+        return
     if array.ndim == 0 or array.size <= _BLOCK:
         yield array
         return
@@ -65,12 +75,22 @@ def _field_array(value: Any, field: str) -> np.ndarray:
         raise DataError(field, f"expected an array, got {type(value).__name__} ({str(exc)[:100]})") from None
 
 
-def _as_array(value: Any) -> np.ndarray:
-    return _field_array(value, "counts")
+def _as_array(value: Any) -> np.ndarray | LazyCounts:
+    return value if isinstance(value, LazyCounts) else _field_array(value, "counts")
 
 
-def _validate_counts(counts: np.ndarray) -> np.ndarray:
-    """The counts as an integer array (int32 or int64), or a :class:`DataError` saying what is wrong."""
+def _trial_blocks(counts: np.ndarray | LazyCounts) -> Iterator[tuple[int, np.ndarray]]:
+    """(first trial, block) pairs covering ``counts`` in whole trials of about ``_BLOCK`` elements."""
+    step = max(1, _BLOCK // max(1, counts.shape[1] * counts.shape[2]))
+    for start in range(0, counts.shape[0], step):
+        yield start, counts[start:start + step]
+
+
+def _validate_counts(counts: np.ndarray | LazyCounts) -> np.ndarray | LazyCounts:
+    """The counts as integers (int32 or int64; lazy counts are read as such), or a :class:`DataError`.
+    Lazy counts are read through once, in blocks; views of checked ones (subsets) are not read again."""
+    if isinstance(counts, LazyCounts) and counts.checked:
+        return counts
     if counts.ndim != 3:
         raise DataError("counts", f"expected a 3-d array (trials, time, neurons), got shape {counts.shape}")
     if counts.shape[1] == 0 or counts.shape[2] == 0:
@@ -78,16 +98,16 @@ def _validate_counts(counts: np.ndarray) -> np.ndarray:
     if counts.dtype.kind not in _REAL_KINDS:
         raise DataError("counts", f"expected integer spike counts (an integer or whole-valued float array), "
                                   f"got dtype {counts.dtype}")
-    if not counts.size:
-        return counts if counts.dtype in (np.int32, np.int64) else counts.astype(np.int32)
-    low, high = _real_range(counts, "counts", "counts")
-    if low < 0:
-        raise DataError("counts", f"expected non-negative counts, found {low}")
-    if high > MAX_COUNT:
-        raise DataError("counts", f"expected counts of at most {MAX_COUNT} per bin (int32), found {high}")
-    if counts.dtype.kind == "f" and not _integral(counts):
-        raise DataError("counts", "expected integer-valued counts, found fractional values")
-    return counts if counts.dtype in (np.int32, np.int64) else counts.astype(np.int32)
+    if counts.size:
+        low, high = _real_range(counts, "counts", "counts")
+        if low < 0:
+            raise DataError("counts", f"expected non-negative counts, found {low}")
+        if high > MAX_COUNT:
+            raise DataError("counts", f"expected counts of at most {MAX_COUNT} per bin (int32), found {high}")
+        if counts.dtype.kind == "f" and not _integral(counts):
+            raise DataError("counts", "expected integer-valued counts, found fractional values")
+    counts = counts if counts.dtype in (np.int32, np.int64) else counts.astype(np.int32)
+    return counts.as_checked() if isinstance(counts, LazyCounts) else counts
 
 
 def _checked_bin_width(width: Any) -> float:
@@ -112,7 +132,7 @@ class SpikeData:
     Validated on construction: every error names the field and what was expected.
     """
 
-    counts: np.ndarray = attrs.field(converter=_as_array)
+    counts: np.ndarray | LazyCounts = attrs.field(converter=_as_array)
     lengths: np.ndarray | None = attrs.field(default=None)
     covariates: Mapping[str, np.ndarray] = attrs.field(factory=dict)
     bin_width_s: float = 0.005
@@ -215,6 +235,11 @@ class SpikeData:
         if sorted(axes) != sorted(CANONICAL_LAYOUT):
             raise DataError("layout", f"expected a permutation of {' '.join(CANONICAL_LAYOUT)!r}, got {shown(layout)}")
         array = _as_array(counts)
+        if isinstance(array, LazyCounts):
+            if axes != CANONICAL_LAYOUT:
+                raise DataError("layout", "lazy counts are opened in the canonical layout (the source reorders "
+                                          f"them); got layout {shown(layout)}")
+            return cls(array, **kwargs)
         if array.ndim != 3:
             raise DataError("counts", f"expected a 3-d array ({layout}), got shape {array.shape}")
         return cls(np.transpose(array, [axes.index(a) for a in CANONICAL_LAYOUT]), **kwargs)
@@ -235,11 +260,24 @@ class SpikeData:
         """Boolean (trials, time): True on valid bins, False on padding."""
         return np.arange(self.n_time)[None, :] < self.lengths[:, None]
 
+    @property
+    def lazy(self) -> bool:
+        """Whether the counts stay in their file (read per batch) rather than in memory."""
+        return isinstance(self.counts, LazyCounts)
+
+    def in_memory(self) -> "SpikeData":
+        """This data with its counts loaded into memory (itself when they already are); for steps
+        that need every trial at once (refused above the memory limit, see :class:`LazyCounts`)."""
+        if not self.lazy:
+            return self
+        return attrs.evolve(self, counts=np.asarray(self.counts))
+
     def subset(self, indices: Any) -> "SpikeData":
-        """The given trials, in that order; splits are dropped (they index the full set)."""
+        """The given trials, in that order; splits are dropped (they index the full set).
+        Lazy counts stay lazy: the subset is an index into the same file."""
         index = np.asarray(indices, dtype=np.int64)
         return SpikeData(
-            counts=self.counts[index],
+            counts=self.counts.take(index) if self.lazy else self.counts[index],
             lengths=self.lengths[index],
             covariates={k: v[index] for k, v in self.covariates.items()},
             bin_width_s=self.bin_width_s,
@@ -256,7 +294,9 @@ class SpikeData:
     def summary(self) -> dict[str, Any]:
         """JSON-ready description: sizes, splits, rates and covariate shapes."""
         valid_bins = int(self.lengths.sum()) * self.n_neurons
-        total = float(self.counts.sum(axis=2, dtype=np.int64)[self.mask()].sum())  # (trials, time) summed
+        mask = self.mask()  # (trials, time)
+        total = float(sum(int(block.sum(axis=2, dtype=np.int64)[mask[start:start + len(block)]].sum())
+                          for start, block in _trial_blocks(self.counts)))  # valid bins, a block of trials at a time
         return {
             "trials": self.n_trials,
             "splits": {name: int(index.size) for name, index in self.splits.items()},

@@ -181,7 +181,9 @@ def _fold_plan(protocol: str, folds: int, n_model: int, n_real: int, rng: np.ran
 
 # -- data preparation -----------------------------------------------------------------------------
 def _lean(spikes: SpikeData) -> SpikeData:
-    """The trials without splits and without large per-neuron time covariates (see module constant)."""
+    """The trials in memory (metrics need every trial at once), without splits and without large
+    per-neuron time covariates (see module constant)."""
+    spikes = spikes.in_memory()
     covariates = {k: v for k, v in spikes.covariates.items()
                   if not (v.ndim == 3 and v.shape[2] > _MAX_COVARIATE_CHANNELS)}
     return SpikeData(spikes.counts, lengths=spikes.lengths, covariates=covariates, bin_width_s=spikes.bin_width_s,

@@ -69,24 +69,28 @@ def load_stage_weights(module: Any, stage_dir: Path) -> None:
 
 @torch.no_grad()
 def encode_trials(encoder: Any, data: SpikeData, device: Any, *, batch_size: int = 256, progress: bool = True,
-                  trial_index: np.ndarray | None = None) -> Encoded:
-    """Latents and rates of ``data``'s trials (eval mode, no dropout), in batches; zero on padding."""
+                  trial_index: np.ndarray | None = None, rates: bool = True) -> Encoded:
+    """Latents and rates of ``data``'s trials (eval mode, no dropout), in batches; zero on padding.
+    ``rates=False`` keeps no rates (a (trials, T, 0) array): they are as large as the counts, which
+    lazily read data cannot hold, and only fitting an observation model needs them."""
     from tqdm.auto import tqdm
 
     encoder.eval()
     encoder.to(device)
     mask_all = data.mask()  # (trials, T)
-    latents, rates = [], []
+    latents, rate_parts = [], []
     for start in tqdm(range(0, data.n_trials, batch_size), desc="encode", unit="batch",
                       disable=not progress or data.n_trials <= batch_size):
         counts = torch.as_tensor(data.counts[start:start + batch_size], dtype=torch.float32, device=device)  # (B, T, N)
         mask = torch.as_tensor(mask_all[start:start + batch_size], device=device)  # (B, T)
         z = encoder.encode(counts, mask)  # (B, T, D)
-        r = encoder.decode(z, mask)  # (B, T, N)
         latents.append((z * mask[..., None]).cpu().numpy())
-        rates.append((r * mask[..., None]).cpu().numpy())
+        if rates:
+            r = encoder.decode(z, mask)  # (B, T, N)
+            rate_parts.append((r * mask[..., None]).cpu().numpy())
     index = np.arange(data.n_trials) if trial_index is None else np.asarray(trial_index)
-    return Encoded(np.concatenate(latents).astype(np.float32), np.concatenate(rates).astype(np.float32), data, index)
+    all_rates = np.concatenate(rate_parts) if rates else np.zeros((data.n_trials, data.n_time, 0))
+    return Encoded(np.concatenate(latents).astype(np.float32), all_rates.astype(np.float32), data, index)
 
 
 class TrainedModel:
@@ -159,7 +163,7 @@ class TrainedModel:
 
     def train_encoding(self) -> Encoded:
         """The training split's encoding, computed at most once."""
-        if self._train_encoding is None:
+        if self._train_encoding is None or self._train_encoding.rates.shape[-1] != self.n_neurons:  # none, or no rates
             data = self.data()
             self._train_encoding = self.encode(data.split("train"), progress=False, trial_index=data.splits["train"])
         return self._train_encoding
@@ -188,7 +192,7 @@ class TrainedModel:
         """Per-trial log-likelihood (trials,) of real counts under the observation model at the encoder's rates."""
         self._check_observation_fitted()
         encoded = self.encode(data, progress=False)
-        counts = torch.as_tensor(data.counts, dtype=torch.float32)  # (B, T, N)
+        counts = torch.as_tensor(np.asarray(data.counts), dtype=torch.float32)  # (B, T, N); lazy counts loaded
         with torch.no_grad():
             return self.observation.to("cpu").log_prob(counts, torch.as_tensor(encoded.rates),
                                                        torch.as_tensor(data.mask())).numpy()
@@ -210,7 +214,7 @@ class TrainedModel:
         if model.needs_fitting:
             encoded = self.train_encoding()
             train = encoded.data
-            model.fit(torch.as_tensor(train.counts, dtype=torch.float32), torch.as_tensor(encoded.rates),
+            model.fit(torch.as_tensor(np.asarray(train.counts), dtype=torch.float32), torch.as_tensor(encoded.rates),
                       torch.as_tensor(train.mask()))
         return name, model
 

@@ -28,6 +28,7 @@ from ldns_framework.checkpoint import save_tensors
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError, PluginError
 from ldns_framework.io.encodings import Encoded
+from ldns_framework.io.lazy import LazyCounts
 from ldns_framework.latents import LatentStats
 from ldns_framework.model import (TrainedModel, build_autoencoder, build_generator, encode_trials, load_generator,
                                   load_stage_weights)
@@ -272,17 +273,22 @@ class StageRunner:
         return self._data.split(split)
 
     @staticmethod
-    def _count_tensors(part: SpikeData | None, like: SpikeData) -> tuple[torch.Tensor, torch.Tensor]:
+    def _count_tensors(part: SpikeData | None, like: SpikeData) -> tuple[torch.Tensor | CountRows, torch.Tensor]:
+        """(counts (B, T, N) float32, mask (B, T)) of ``part`` for the trainer; lazy counts stay in
+        their file and are read per batch (:class:`CountRows`), only the mask is in memory."""
         if part is None:
             return torch.zeros(0, like.n_time, like.n_neurons), torch.zeros(0, like.n_time, dtype=torch.bool)
-        return torch.as_tensor(part.counts, dtype=torch.float32), torch.as_tensor(part.mask())  # (B, T, N), (B, T)
+        counts = CountRows(part.counts) if part.lazy else torch.as_tensor(part.counts, dtype=torch.float32)
+        return counts, torch.as_tensor(part.mask())  # (B, T, N), (B, T)
 
     def _encoded_train(self) -> Encoded:
-        """The training split's latents and rates: encoded once per fit, by the first stage that needs them."""
+        """The training split's latents and rates: encoded once per fit, by the first stage that needs them.
+        Lazily read data keep no rates (as large as the counts) unless the observation model is fitted on them."""
         if self._train_encoding is None:
             self._train_encoding = encode_trials(self._encoder, self._data.split("train"), self.fabric.device,
                                                  progress=self.progress and self._writer,
-                                                 trial_index=self._data.splits["train"])
+                                                 trial_index=self._data.splits["train"],
+                                                 rates=self._observation.needs_fitting or not self._data.lazy)
         return self._train_encoding
 
     # -- stages -------------------------------------------------------------------------------
@@ -342,7 +348,7 @@ class StageRunner:
         if self._observation.needs_fitting:
             encoded = self._encoded_train()
             train = encoded.data
-            summary = dict(self._observation.fit(torch.as_tensor(train.counts, dtype=torch.float32),
+            summary = dict(self._observation.fit(torch.as_tensor(np.asarray(train.counts), dtype=torch.float32),
                                                  torch.as_tensor(encoded.rates), torch.as_tensor(train.mask())) or {})
         self._commit_fitted(stage_dir, self._observation, {"fit": summary})
         self._observation_fitted = True
@@ -384,7 +390,7 @@ class StageRunner:
         val_part = self._split("val")
         val = None if val_part is None else self._generator_tensors(
             encode_trials(self._encoder, val_part, self.fabric.device, progress=False,
-                          trial_index=self._data.splits["val"]))
+                          trial_index=self._data.splits["val"], rates=False))
         if self._generator.closed_form:
             summary, line = self._fit_closed_form(stage_dir, train, val)
         else:
@@ -444,6 +450,18 @@ class StageRunner:
                                                 after_step=self._generator.after_optimizer_step, select_best=False)
         line = f"{result.epochs_run} epochs, last validation loss {_number(result.best_val_loss)}"
         return attrs.asdict(result), line
+
+
+class CountRows:
+    """Lazy counts as the trainer indexes a tensor: ``rows[index]`` reads those trials from the
+    file as a float32 (B, T, N) tensor, in the order of ``index``; nothing else is held."""
+
+    def __init__(self, counts: LazyCounts) -> None:
+        self._counts = counts.astype(np.float32)  # converted while read, batch by batch
+        self.shape = torch.Size(counts.shape)  # (trials, T, N)
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._counts[index.numpy()])  # (B, T, N)
 
 
 def _number(value: float | None) -> str:

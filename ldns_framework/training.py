@@ -558,7 +558,9 @@ class Trainer:
         return shard_batches(order, batch_size, self.fabric.global_rank, self.fabric.world_size)
 
     def _batch(self, tensors: Sequence[torch.Tensor], shard: Shard) -> _Inputs:
-        """The shard's trials of each tensor, on this process's device (only the batch is copied)."""
+        """The shard's trials of each tensor, on this process's device (only the batch is copied).
+        A tensor may also be a row reader (``.shape`` and ``reader[index] -> tensor``, e.g. counts
+        read per batch from a file: :class:`~ldns_framework.runner.CountRows`)."""
         return _Inputs([self.fabric.to_device(t[shard.indices]) for t in tensors])
 
     def _sum_over_processes(self, sums: dict[str, float]) -> dict[str, float]:

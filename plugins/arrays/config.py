@@ -18,7 +18,7 @@ def _fractions_ok(_instance, _attribute, value) -> None:
 class ArraysConfig:
     """Options of the ``arrays`` data source."""
 
-    path: str = option(doc="Path of the .npz file.")
+    path: str = option(doc="Path of the .npz file, or of a .npy file holding the counts alone.")
     layout: str = option("trials time neurons", doc="Axis order of 'counts' in the file.",
                          choices=("trials time neurons", "trials neurons time", "neurons time trials",
                                   "time trials neurons", "neurons trials time", "time neurons trials"))
@@ -27,7 +27,13 @@ class ArraysConfig:
         default=(0.7, 0.1, 0.2), validator=_fractions_ok,
         metadata={"ldns_doc": "Train/val/test fractions used when the file has no split/<name> arrays."})
     split_seed: int = option(42, doc="Seed of the random split.", ge=0)
+    lazy: bool | None = option(None, doc="Leave the counts in the file and read each batch from it "
+                                         "(needs .npy or an np.savez archive, not np.savez_compressed, with "
+                                         "trials first); null = lazy when the counts exceed memory_limit_mb.")
+    memory_limit_mb: int | None = option(None, doc="Most MB the arrays read from the file may take in "
+                                                   "memory; null = half the memory available (LDNS_MEMORY_LIMIT "
+                                                   "sets that).", ge=1)
 
     def __attrs_post_init__(self) -> None:
         if not self.path:
-            raise ValueError("path: expected the path of an .npz file, got nothing")
+            raise ValueError("path: expected the path of an .npz or .npy file, got nothing")
