@@ -16,6 +16,11 @@ Usage::
     counts = open_counts("session.npz", key="counts")  # (trials, time, neurons), nothing read yet
     batch = counts[np.array([7, 2, 9])]                 # (3, time, neurons) ndarray, in that order
     train = counts.take(train_index)                    # a view: an index array, no copy
+
+Counts computed rather than stored (e.g. binned from spike times per batch) plug in as any
+:class:`RowSource`; :class:`ConcatenatedRows` joins several sources (the files of a directory).
+A data source with such counts offers the options :func:`lazy_option` and
+:func:`memory_limit_option`; :func:`memory_limit_bytes` turns the latter into bytes.
 """
 
 from __future__ import annotations
@@ -26,16 +31,19 @@ import struct
 import threading
 import weakref
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from ldns_framework.config import option
 from ldns_framework.errors import MAX_LINE, DataError, shorten
 from ldns_framework.io.npz import NpzFile, _read_header, read_npy
 from ldns_framework.limits import MEMORY_ENV, format_bytes, memory_budget
 
-__all__ = ["LazyCounts", "open_counts", "read_counts", "stored_counts_bytes"]
+__all__ = ["ConcatenatedRows", "LazyCounts", "RowSource", "lazy_option", "memory_limit_bytes",
+           "memory_limit_option", "open_counts", "read_counts", "stored_counts_bytes"]
 
 #: Layouts whose trials are the first stored axis (the only ones read trial by trial).
 LAZY_LAYOUTS = ("trials time neurons", "trials neurons time")
@@ -43,6 +51,42 @@ LAZY_LAYOUTS = ("trials time neurons", "trials neurons time")
 _COUNT_KINDS = "iuf"
 #: Size of a zip local file header before its file name and extra field.
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+
+
+class RowSource(Protocol):
+    """Where :class:`LazyCounts` reads trials from: an array of ``shape`` (rows = trials, in the
+    stored axis order) and ``dtype`` whose rows are produced on demand; ``label`` names it in messages."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    label: str
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (sorted, in range) as an ndarray of (len(rows), *shape[1:]) and :attr:`dtype`."""
+        ...
+
+
+class ConcatenatedRows:
+    """Several row sources of the same trailing shape and dtype, one after the other (one file's
+    trials after another's), without copying any of them."""
+
+    def __init__(self, parts: Sequence[RowSource], label: str) -> None:
+        if len({(p.shape[1:], np.dtype(p.dtype)) for p in parts}) != 1:
+            raise ValueError("expected row sources of one trailing shape and dtype")
+        self.label = label
+        self.dtype = np.dtype(parts[0].dtype)
+        self.shape = (sum(p.shape[0] for p in parts), *parts[0].shape[1:])
+        self._parts = tuple(parts)
+        self._first = np.cumsum([0] + [p.shape[0] for p in parts])  # first row of each part
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (sorted), each read from the part holding it."""
+        out = np.empty((rows.size, *self.shape[1:]), dtype=self.dtype)
+        cuts = np.searchsorted(rows, self._first)  # rows[cuts[i]:cuts[i + 1]] lie in part i
+        for i, part in enumerate(self._parts):
+            if cuts[i + 1] > cuts[i]:
+                out[cuts[i]:cuts[i + 1]] = part.read(rows[cuts[i]:cuts[i + 1]] - self._first[i])
+        return out
 
 
 class _StoredArray:
@@ -84,7 +128,8 @@ class _StoredArray:
 
 
 class LazyCounts:
-    """Counts (trials, time, neurons) read from their file when indexed; an ndarray stand-in.
+    """Counts (trials, time, neurons) read from their file (or any :class:`RowSource`) when indexed;
+    an ndarray stand-in.
 
     Indexing (an int, a slice, an index array or tensor, optionally followed by indices of the
     other axes) returns an ``ndarray`` of :attr:`dtype` holding just those trials, in the order
@@ -92,7 +137,7 @@ class LazyCounts:
     and ``np.asarray(counts)`` loads everything (refused above the memory limit).
     """
 
-    def __init__(self, stored: _StoredArray, rows: np.ndarray | None = None, *, swap: bool = False,
+    def __init__(self, stored: RowSource, rows: np.ndarray | None = None, *, swap: bool = False,
                  dtype: np.dtype | None = None, checked: bool = False) -> None:
         self._stored = stored
         #: Whether the values were validated (:class:`~ldns_framework.data.SpikeData` sets it), so that
@@ -301,3 +346,20 @@ def _member(handle: Any, path: Path, name: str, key: str, otherwise: str) -> tup
         raise DataError(name, "expected a zip local file header at the member's offset: the archive is corrupt")
     name_length, extra_length = fields[-2], fields[-1]
     return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length, info.file_size
+
+
+def lazy_option(how: str) -> Any:
+    """The ``lazy`` option of a data source: ``how`` says what lazy means for it (one sentence, no
+    final period); null leaves the choice to the size of the counts."""
+    return option(None, doc=f"{how}; null = lazy when the counts exceed memory_limit_mb.")
+
+
+def memory_limit_option() -> Any:
+    """The ``memory_limit_mb`` option of a data source (null: :func:`~ldns_framework.limits.memory_budget`)."""
+    return option(None, doc="Most MB the arrays read from the file may take in memory; null = half the memory "
+                            f"available ({MEMORY_ENV} sets that).", ge=1)
+
+
+def memory_limit_bytes(limit_mb: int | None) -> int:
+    """The ``memory_limit_mb`` option in bytes: :func:`~ldns_framework.limits.memory_budget` when null."""
+    return memory_budget() if limit_mb is None else int(limit_mb) * 2**20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ldns_framework import option
+from ldns_framework import lazy_option, memory_limit_option, option
 
 __all__ = ["ArraysConfig"]
 
@@ -27,12 +27,9 @@ class ArraysConfig:
         default=(0.7, 0.1, 0.2), validator=_fractions_ok,
         metadata={"ldns_doc": "Train/val/test fractions used when the file has no split/<name> arrays."})
     split_seed: int = option(42, doc="Seed of the random split.", ge=0)
-    lazy: bool | None = option(None, doc="Leave the counts in the file and read each batch from it "
-                                         "(needs .npy or an np.savez archive, not np.savez_compressed, with "
-                                         "trials first); null = lazy when the counts exceed memory_limit_mb.")
-    memory_limit_mb: int | None = option(None, doc="Most MB the arrays read from the file may take in "
-                                                   "memory; null = half the memory available (LDNS_MEMORY_LIMIT "
-                                                   "sets that).", ge=1)
+    lazy: bool | None = lazy_option("Leave the counts in the file and read each batch from it (needs .npy or an "
+                                    "np.savez archive, not np.savez_compressed, with trials first)")
+    memory_limit_mb: int | None = memory_limit_option()
 
     def __attrs_post_init__(self) -> None:
         if not self.path:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ldns_framework import DataError, DataSource, NpzFile, SpikeData, limits, read_counts
+from ldns_framework import DataError, DataSource, NpzFile, SpikeData, memory_limit_bytes, read_counts
 from ldns_plugins.arrays.config import ArraysConfig
 
 #: Prefixes of the optional per-name arrays.
@@ -58,7 +58,7 @@ class ArraysSource(DataSource):
 
     def load(self) -> SpikeData:
         cfg = self.config
-        limit = limits.memory_budget() if cfg.memory_limit_mb is None else cfg.memory_limit_mb * 2**20
+        limit = memory_limit_bytes(cfg.memory_limit_mb)
         npy = Path(cfg.path).suffix == ".npy"
         counts = read_counts(cfg.path, None if npy else "counts", cfg.layout, lazy=cfg.lazy, max_bytes=limit)
         if npy:

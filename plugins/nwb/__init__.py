@@ -9,5 +9,6 @@ def ldns_register_components(registrar):
     registrar.add("data", "nwb", "ldns_plugins.nwb.source:NwbSource",
                   config="ldns_plugins.nwb.config:NwbConfig",
                   summary="Spikes from NWB files (a file or a directory), binned and aligned as the Neural Latents "
-                          "Benchmark does, with behaviour series as covariates.",
+                          "Benchmark does, with behaviour series as covariates; binned per batch when larger than "
+                          "memory.",
                   file_suffixes=(".nwb",))

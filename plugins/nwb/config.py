@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ldns_framework import option
+from ldns_framework import lazy_option, memory_limit_option, option
 
 __all__ = ["NwbConfig"]
 
@@ -51,8 +51,9 @@ class NwbConfig:
     unit_column: str | None = option(None, doc="Units column used to select units (e.g. a brain region or a "
                                                "quality label); null = every unit.")
     unit_values: tuple[str, ...] = option((), doc="Values of unit_column whose units are kept (compared as text).")
-    memory_limit_mb: int = option(8192, doc="Refuse a load whose arrays (counts, the 1 ms behaviour grid) would "
-                                            "need more than this many MB.", ge=1)
+    lazy: bool | None = lazy_option("Bin each batch's windows from the spike times when the batch is read instead "
+                                    "of binning every window at load (spike times and behaviour stay in memory)")
+    memory_limit_mb: int | None = memory_limit_option()
     cut: str = option("trials", choices=("trials", "windows", "stored"),
                       doc="trials: align on a trials-table event; windows: fixed-length windows tiled over the "
                           "recording (or the intervals of a named table), for recordings without trials; stored: "

@@ -39,6 +39,15 @@ Variable-length trials: with ``lengths_from_stop`` a trial's valid bins end at i
 ``cut: stored`` reads a file written by ``ldns sample/encode --out FILE.nwb`` with the options it
 records (:mod:`ldns_plugins.nwb.stored`), so a spec needs only its path.
 
+Memory: with ``lazy: true``, or by default when the counts with the spike times and behaviour
+would take more than ``memory_limit_mb`` (null: :func:`ldns_framework.limits.memory_budget`),
+the counts are not binned at load: each unit's spike milliseconds and the windows' starts and
+lengths are kept (:class:`~ldns_plugins.nwb.binned.BinnedWindows`) and every read (a batch, a
+block of ``ldns data``'s summary) bins just its windows; a directory's files are joined by
+:class:`~ldns_framework.io.lazy.ConcatenatedRows`. Behaviour covariates are computed at load
+and stay in memory. Silent units are found by binary search of the spike times, not by binning.
+With ``lazy: false`` a selection over the limit is refused before anything is binned.
+
 ``metadata``: ``unit_ids`` (as loaded), ``n_heldin``/``n_heldout``, ``trial_ids``, ``trial_split``,
 the cut's options, and ``listing`` (label -> line: the units, splits, windows and files selected;
 ``ldns data`` prints it, :mod:`ldns_plugins.nwb.listing`).
@@ -64,7 +73,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ldns_framework import DataError, DataSource, SpikeData
+from ldns_framework import ConcatenatedRows, DataError, DataSource, LazyCounts, SpikeData, memory_limit_bytes
+from ldns_plugins.nwb.binned import BinnedWindows
 from ldns_plugins.nwb.config import NwbConfig
 from ldns_plugins.nwb.listing import selection_listing
 
@@ -123,25 +133,6 @@ def window_starts_ms(event_s: np.ndarray, offset_ms: int, bin_ms: int) -> np.nda
     return -(-start_ns // bin_ns) * bin_ms
 
 
-def bin_spikes(unit_ms: list[np.ndarray], starts_ms: np.ndarray, n_bins: int, bin_ms: int) -> np.ndarray:
-    """(windows, n_bins, units) int32: spikes of each unit with ms in ``[start + bin*j, start + bin*(j+1))``."""
-    n_win = len(starts_ms)
-    counts = np.zeros((n_win * n_bins, len(unit_ms)), dtype=np.int32)  # the result's memory, nothing more
-    ends = starts_ms + n_bins * bin_ms
-    for u, ms in enumerate(unit_ms):
-        lo, hi = np.searchsorted(ms, starts_ms, "left"), np.searchsorted(ms, ends, "left")
-        sizes = hi - lo
-        total = int(sizes.sum())
-        if not total:
-            continue
-        window = np.repeat(np.arange(n_win), sizes)
-        first = np.repeat(lo - np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes)
-        spikes = ms[np.arange(total) + first]
-        flat = window * n_bins + (spikes - starts_ms[window]) // bin_ms
-        counts[:, u] = np.bincount(flat, minlength=n_win * n_bins)
-    return counts.reshape(n_win, n_bins, len(unit_ms))
-
-
 def behaviour_on_bins(timestamps_s: np.ndarray, values: np.ndarray, end_ms: int, starts_ms: np.ndarray,
                       n_bins: int, bin_ms: int) -> np.ndarray:
     """(windows, n_bins, dim): the series on the 1 ms grid [0, end_ms), decimated by ``bin_ms`` as nlb_tools
@@ -168,13 +159,18 @@ class _FileTrials:
 
     name: str
     unit_ids: np.ndarray
-    counts: np.ndarray
+    windows: BinnedWindows  # the counts, binned when read
     behaviour: dict[str, np.ndarray]
     behaviour_units: dict[str, str]
     split_values: np.ndarray
     trial_ids: np.ndarray
     n_heldin: int
     lengths: np.ndarray
+
+
+def _nbytes(rows: Any) -> int:
+    """Bytes of a row source's counts once binned."""
+    return math.prod(rows.shape) * rows.dtype.itemsize
 
 
 class NwbSource(DataSource):
@@ -204,12 +200,12 @@ class NwbSource(DataSource):
             if not np.array_equal(part.unit_ids, first.unit_ids) or part.n_heldin != first.n_heldin:
                 raise DataError(f"{part.name}: units", f"unit ids (held-in then held-out) differ from those of "
                                                        f"{first.name}; all files must have the same units")
-        counts = parts[0].counts if len(parts) == 1 else np.concatenate([p.counts for p in parts])
         lengths = np.concatenate([p.lengths for p in parts])
         behaviour = {name: np.concatenate([p.behaviour[name] for p in parts]) for name in first.behaviour}
         split_values = np.concatenate([p.split_values for p in parts])
+        counts = self._counts([p.windows for p in parts], sum(v.nbytes for v in behaviour.values()))
         if not cfg.allow_silent_units:
-            silent = first.unit_ids[counts.sum(axis=(0, 1)) == 0]
+            silent = first.unit_ids[sum(p.windows.spikes_per_unit() for p in parts) == 0]
             if silent.size:
                 raise DataError(f"{cfg.path}: units", f"units {silent.tolist()[:10]} have no spikes in any selected "
                                                       f"window (allow_silent_units: true keeps them)")
@@ -232,6 +228,33 @@ class NwbSource(DataSource):
         metadata["listing"] = selection_listing(cfg, metadata, splits, n_bins=counts.shape[1])
         return SpikeData(counts, lengths=lengths, covariates=behaviour, bin_width_s=cfg.bin_ms / 1000.0,
                          neuron_ids=tuple(str(i) for i in first.unit_ids), splits=splits, metadata=metadata)
+
+    # -- memory ---------------------------------------------------------------------------------
+    def _counts(self, windows: list[BinnedWindows], behaviour_bytes: int) -> np.ndarray | LazyCounts:
+        """The counts of all windows: binned now, or (``lazy``) a :class:`LazyCounts` binning each batch when read."""
+        rows = windows[0] if len(windows) == 1 else ConcatenatedRows(windows, label=str(self.config.path))
+        held = behaviour_bytes + 8 * sum(w.n_spikes for w in windows)  # in memory either way
+        lazy = self.config.lazy
+        if lazy is None:
+            lazy = _nbytes(rows) + held > memory_limit_bytes(self.config.memory_limit_mb)
+        self._check_memory(str(self.config.path), rows, held, lazy=lazy)
+        if lazy:  # binned spikes are non-negative int32 by construction: nothing to validate
+            return LazyCounts(rows, checked=True)
+        return rows.read(np.arange(rows.shape[0]))
+
+    def _check_memory(self, field: str, rows: Any, held: int, *, lazy: bool) -> None:
+        """Refuse a load whose arrays (``held`` bytes, plus the counts unless ``lazy``) exceed memory_limit_mb."""
+        limit = memory_limit_bytes(self.config.memory_limit_mb)
+        need = held + (0 if lazy else _nbytes(rows))
+        if need > limit:
+            n_windows, n_bins, n_units = rows.shape
+            what = (f"the spike times and behaviour, the counts ({n_windows} windows x {n_bins} bins x {n_units} "
+                    f"units) being binned per batch" if lazy else
+                    f"{n_windows} windows x {n_bins} bins x {n_units} units, plus the spike times and behaviour")
+            way = "" if lazy else "set lazy: true (or null) to bin each batch when it is read, "
+            raise DataError(f"{field}: memory_limit_mb",
+                            f"the selection needs about {need / 2**20:.0f} MB ({what}), above the limit of "
+                            f"{limit / 2**20:.0f} MB; {way}select fewer trials or units, or raise the limit")
 
     # -- splits ---------------------------------------------------------------------------------
     def _splits(self, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -293,15 +316,10 @@ class NwbSource(DataSource):
                 trial_ids = starts
                 lengths = np.full(len(starts), n_bins, dtype=np.int64)
                 beh_starts = -(-(starts + cfg.behavior_lag_ms) // cfg.bin_ms) * cfg.bin_ms
-            need = len(starts) * n_bins * len(unit_ms) * 4 + (4 * 8 * end_ms if cfg.behavior else 0)
-            if need > cfg.memory_limit_mb * 2**20:
-                raise DataError(f"{name}: memory_limit_mb",
-                                f"the selection needs about {need / 2**20:.0f} MB ({len(starts)} windows x {n_bins} "
-                                f"bins x {len(unit_ms)} units, plus the behaviour grid), above the limit of "
-                                f"{cfg.memory_limit_mb} MB; select fewer trials or units, or raise the limit")
-            counts = bin_spikes(unit_ms, starts, n_bins, cfg.bin_ms)
+            windows = BinnedWindows(unit_ms, starts, lengths, n_bins=n_bins, bin_ms=cfg.bin_ms, label=name)
+            grid = 4 * 8 * end_ms if cfg.behavior else 0  # the 1 ms behaviour grid and its filtered copies
+            self._check_memory(name, windows, grid + 8 * windows.n_spikes, lazy=cfg.lazy is not False)
             padding = np.arange(n_bins)[None, :] >= lengths[:, None]  # (windows, n_bins): past each trial's stop
-            counts[padding] = 0
 
             behaviour, units = {}, {}
             for series_name in cfg.behavior:
@@ -316,7 +334,7 @@ class NwbSource(DataSource):
                 on_bins[padding] = 0.0
                 behaviour[series_name.rsplit("/", 1)[-1]] = on_bins
                 units[series_name] = str(series.unit) if cfg.behavior_scale is None else "scaled"
-        return _FileTrials(name=name, unit_ids=unit_ids, counts=counts, behaviour=behaviour, behaviour_units=units,
+        return _FileTrials(name=name, unit_ids=unit_ids, windows=windows, behaviour=behaviour, behaviour_units=units,
                            split_values=split_values, trial_ids=np.asarray(trial_ids), n_heldin=int(heldin),
                            lengths=lengths)
 

@@ -489,7 +489,7 @@ def test_a_tiny_model_trains_on_the_synthetic_file_and_samples(synthetic_dir, tm
 def test_a_load_above_the_memory_limit_is_refused(tmp_path):
     path, _ = write_continuous(tmp_path / "c.nwb", np.random.default_rng(5))
     with pytest.raises(DataError, match=r"c\.nwb: memory_limit_mb: the selection needs about \d+ MB"):
-        NwbSource(windows(path=path, window_ms=5000, stride_ms=10, bin_ms=10, memory_limit_mb=1)).load()
+        NwbSource(windows(path=path, window_ms=5000, stride_ms=10, bin_ms=10, memory_limit_mb=1, lazy=False)).load()
 
 
 @pytest.mark.slow
