@@ -8,7 +8,7 @@ monkey denoiser (256 hidden, 6 blocks). Weights are untrained: speed does not de
 layer (benchmarks/baseline_s4d.py) with the current one on the same model, so a ratio is measured
 under the same machine load.
 
-Run one case in its own process to measure its peak memory (``ru_maxrss`` is a per-process peak),
+Run one case in its own process to measure its peak memory (the RSS high-water mark is per process),
 or its time per call under the allocator settings the process started with (``LDNS_KEEP_FREED_MEMORY``,
 ldns_framework/allocator.py; they are process-wide and cannot be undone, so each needs a process):
 
@@ -221,15 +221,32 @@ def time_by_category(model: torch.nn.Module, call: Callable[[], None], case_vari
     return seconds
 
 
+def _status_kib(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status, in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
 def peak_memory_mib(case: dict[str, Any], case_variant: str, quick: bool) -> float:
-    """Peak resident memory one call of ``case`` adds (MiB), measured in this process: ``ru_maxrss``
-    after two calls minus before them. (tracemalloc sees only Python's allocator, not torch's.)"""
+    """Peak resident memory two calls of ``case`` add (MiB) over the resident size before them, in
+    this process. Linux: the process's RSS high-water mark (``VmHWM``), reset first through
+    /proc/self/clear_refs; not ``ru_maxrss``, which a process inherits from its parent across exec,
+    so a child of a larger bench process reads the parent's peak and a growth of 0. Elsewhere
+    ``ru_maxrss``. (tracemalloc sees only Python's allocator, not torch's.)"""
     model, call, _ = make_case(case, quick)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    proc = Path("/proc/self/clear_refs").exists()
+    if proc:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        before = _status_kib("VmRSS")
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with variant(model, case_variant):
         call()
         call()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0  # KiB on Linux
+    after = _status_kib("VmHWM") if proc else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (after - before) / 1024.0  # KiB on Linux
 
 
 def seconds_per_call(case: dict[str, Any], case_variant: str, repeats: int, quick: bool) -> float:

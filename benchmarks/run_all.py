@@ -17,7 +17,7 @@ Prints one table and writes ``<out-dir>/<YYYY-MM-DD>-<machine>.json`` (rows, mac
 - profile: the share of the Lorenz autoencoder step (batch 64) per op category (torch.profiler);
 - encode: eval-mode encoding (batch 1 and 128); sample: trials/s per sampler and step count (and
   DPM-Solver++ 25 baseline vs current); spike-history sampling; evaluation wall time;
-- peak memory of each train/encode/sample case: the ``ru_maxrss`` growth over two calls in a fresh
+- peak memory of each train/encode/sample case: the growth of the RSS high-water mark over two calls in a fresh
   process per case (benchmarks/cases.py; tracemalloc does not see torch's allocator);
 - start-up: ``benchmarks/startup.py``'s figures;
 - ``--scaling``: whole epochs of the Lorenz autoencoder through the Trainer as trials double (1k, 2k,

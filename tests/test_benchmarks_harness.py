@@ -84,3 +84,13 @@ def test_baseline_layers_are_swapped_in_and_restored(run_all: types.ModuleType) 
     with cases.variant(model, "baseline"):
         assert layer.forward.__func__.__name__ == "baseline_forward"
     assert "forward" not in vars(layer)
+
+
+def test_peak_memory_of_a_case_is_measured_in_a_child_of_a_larger_process(run_all: types.ModuleType) -> None:
+    """The case's own growth, even when the bench process peaked higher first (a child inherits the
+    parent's ru_maxrss across exec, which read 0 for every case)."""
+    ballast = bytearray(200 * 2**20)  # this process peaks well above what the case needs
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched, so resident
+    peak = run_all.peak_mib({"kind": "train", "model": "lorenz-denoiser", "batch": 4}, "current", True)
+    del ballast
+    assert peak is not None and 1.0 < peak < 200.0
