@@ -82,6 +82,13 @@ class Encoder(ConfigurableComponent, nn.Module, abc.ABC):
         :meth:`ObservationModel.log_prob_elements` when only some entries are scored (coordinated
         dropout), so any factorised observation model trains any encoder."""
 
+    def calibrate(self, counts: Any, mask: torch.Tensor) -> dict[str, float]:
+        """After training, adjust the chosen weights on the training split and return figures to
+        keep (default: nothing to adjust). ``counts[index]`` gives the trials of a 1-D int64 index
+        tensor as float32 (B, T, N) (a tensor, or rows read from a file); ``mask`` is (trials, T).
+        Runs on every process alike, so it must be deterministic."""
+        return {}
+
 
 class ObservationModel(ConfigurableComponent, nn.Module, abc.ABC):
     """p(counts | rates): turns rates into spikes and scores spikes under rates.

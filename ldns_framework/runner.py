@@ -320,10 +320,12 @@ class StageRunner:
 
         train = self._count_tensors(self._split("train"), self._data)
         val = self._count_tensors(self._split("val"), self._data)
-        result = self._trainer("encoder").fit(self._encoder, loss_fn, train, val, resume=resume)
+        result = self._trainer("encoder").fit(self._encoder, loss_fn, train, val, resume=resume,
+                                              finalize=lambda encoder: encoder.calibrate(*train))
+        calibrated = f"; calibrated: {_figures(result.finalized)}" if result.finalized else ""
         self._end("encoder", attrs.asdict(result),
                   f"{result.epochs_run} epochs, best validation loss {_number(result.best_val_loss)} "
-                  f"at epoch {result.best_epoch}")
+                  f"at epoch {result.best_epoch}{calibrated}")
 
     def _encoder_likelihood(self) -> Any:
         """The observation model whose likelihood trains the encoder: the spec's own, or the

@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence, TypeVar
+from typing import Any, Callable, Mapping, NamedTuple, Sequence, TypeVar
 
 import attrs
 import numpy as np
@@ -81,6 +81,8 @@ class TrainResult:
     best_epoch: int
     best_val_loss: float | None
     resumed_from: int | None
+    #: The figures ``finalize`` returned (kept in the stage manifest; {} without one).
+    finalized: dict[str, Any] = attrs.field(factory=dict)
 
 
 # -- random state -----------------------------------------------------------------------------------
@@ -435,21 +437,24 @@ class Trainer:
     # -- public --------------------------------------------------------------------------------
     def fit(self, module: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor],
             val: Sequence[torch.Tensor] | None = None, *, resume: bool = False,
-            after_step: Callable[[], None] | None = None, select_best: bool = True) -> TrainResult:
+            after_step: Callable[[], None] | None = None, select_best: bool = True,
+            finalize: Callable[[torch.nn.Module], Mapping[str, Any]] | None = None) -> TrainResult:
         """Train ``module`` on ``train`` tensors (first axis = trials); keep the best weights on ``val``.
 
         ``after_step`` runs after every optimiser step (e.g. an EMA update). With
         ``select_best=False`` the validation loss is logged but the last weights are kept (for
         losses too noisy to select on, such as a diffusion loss at random timesteps).
+        ``finalize`` adjusts the chosen weights once training ends, before they are committed (on
+        every process alike, so it must be deterministic); the figures it returns are kept.
         """
         keep_freed_memory()  # each step reuses the last step's activation blocks (ldns_framework.allocator)
         with contextlib.nullcontext(self.stop) if self.stop is not None else StopSignals() as stop:
             return self._fit(stop, module, loss_fn, train, val, resume=resume, after_step=after_step,
-                             select_best=select_best)
+                             select_best=select_best, finalize=finalize)
 
     def _fit(self, stop: StopSignals, module: torch.nn.Module, loss_fn: LossFn, train: Sequence[torch.Tensor],
              val: Sequence[torch.Tensor] | None, *, resume: bool, after_step: Callable[[], None] | None,
-             select_best: bool) -> TrainResult:
+             select_best: bool, finalize: Callable[[torch.nn.Module], Mapping[str, Any]] | None) -> TrainResult:
         cfg = self.config
         n_train = int(train[0].shape[0])
         if n_train == 0:
@@ -461,7 +466,7 @@ class Trainer:
         if manifest is not None and manifest.get("complete"):
             return self._load_complete(module, manifest)
         optimizer = torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        position, best_state, resume_rng = _Position(), None, None
+        position, best_state, resume_rng, finalized = _Position(), None, None, {}
         if manifest is not None:
             position, best_state, resume_rng = self._restore(module, optimizer, manifest)
         resumed_from = position.epoch if manifest is not None else None
@@ -521,7 +526,7 @@ class Trainer:
                                      best_epoch=position.best_epoch)
                 stopping = agreed_stop(self.fabric, stop)
                 if last_epoch:
-                    self._finish(module, position, best_state if select_best else None)
+                    finalized = self._finish(module, position, best_state if select_best else None, finalize)
                 elif (epoch + 1) % cfg.checkpoint_every == 0 or stopping:
                     self._commit(module, optimizer, position, best_state)
                 if self.on_epoch_end is not None and self.fabric.is_global_zero:
@@ -532,7 +537,7 @@ class Trainer:
                 if stopping and not last_epoch:
                     raise Interrupted(stopping)
         return TrainResult(epochs_run=cfg.epochs - (resumed_from or 0), best_epoch=position.best_epoch,
-                           best_val_loss=position.best_loss, resumed_from=resumed_from)
+                           best_val_loss=position.best_loss, resumed_from=resumed_from, finalized=finalized)
 
     @torch.no_grad()
     def _evaluate(self, model: torch.nn.Module, tensors: Sequence[torch.Tensor], batch_size: int) -> dict[str, float]:
@@ -592,19 +597,22 @@ class Trainer:
             self._committed = path
         self.fabric.barrier()
 
-    def _finish(self, module: torch.nn.Module, position: _Position,
-                best_state: dict[str, torch.Tensor] | None) -> None:
-        """Commit the product (best or last weights) and mark the stage complete; the module ends
-        up holding the product."""
+    def _finish(self, module: torch.nn.Module, position: _Position, best_state: dict[str, torch.Tensor] | None,
+                finalize: Callable[[torch.nn.Module], Mapping[str, Any]] | None) -> dict[str, Any]:
+        """Commit the product (best or last weights, then ``finalize``) and mark the stage complete;
+        the module ends up holding the product. Returns ``finalize``'s figures."""
         if best_state is not None:
             module.load_state_dict(best_state)
+        finalized = dict(finalize(module)) if finalize is not None else {}
         if self.fabric.is_global_zero:
             sha = save_tensors(self.dir / WEIGHTS_NAME, module.state_dict())
-            self._write_manifest(position, complete=True, weights={"file": WEIGHTS_NAME, "sha256": sha})
+            self._write_manifest(position, complete=True, weights={"file": WEIGHTS_NAME, "sha256": sha},
+                                 finalized=finalized)
             if self._committed is not None:
                 remove(self._committed)
             self._committed = None
         self.fabric.barrier()
+        return finalized
 
     def _write_manifest(self, position: _Position, *, complete: bool, **files_and_state: Any) -> None:
         log = self.dir / LOG_NAME
@@ -632,7 +640,8 @@ class Trainer:
         load_weights(module, load_tensors(path, sha), str(path))
         return TrainResult(epochs_run=0, best_epoch=int(manifest.get("best_epoch") or 0),
                            best_val_loss=manifest.get("best_val_loss"),
-                           resumed_from=_manifest_value(self.dir, manifest, "epoch", int))
+                           resumed_from=_manifest_value(self.dir, manifest, "epoch", int),
+                           finalized=dict(manifest.get("finalized") or {}))
 
     def _restore(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, manifest: dict[str, Any]
                  ) -> tuple[_Position, dict[str, torch.Tensor] | None, tuple[dict[str, torch.Tensor], Any] | None]:

@@ -37,6 +37,11 @@ class S4AutoencoderConfig:
                                  ge=0, lt=1)
     beta_l2: float = option(0.01, doc="Weight of the latent L2 penalty (Eq. 1), per input entry B*T*N.", ge=0)
     beta_td: float = option(0.01, doc="Weight of the latent temporal-smoothness penalty (Eq. 1), per input entry.", ge=0)
+    calibrate_rates: bool = option(False, doc="After training, shift each neuron's decoder output bias so that its "
+                                              "mean rate over the training trials equals its mean count (eval-mode "
+                                              "rates otherwise come out 1-3% high). Off by default: that bias offsets "
+                                              "the diffusion samplers' shrinkage of the latents, so generated rates "
+                                              "come out 2-3% low with it.")
     td_lags: int = option(5, doc="Largest lag K of the temporal-smoothness penalty (lag k weighted 1/(1+k)).",
                           ge=0, le=10_000)
 

@@ -45,12 +45,15 @@ Usage::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ldns_framework import Batch, Encoder, ObservationModel
 from ldns_framework.nn import S4D
+from ldns_plugins.s4_autoencoder.calibration import calibration_trials, softplus_bias_shift
 from ldns_plugins.s4_autoencoder.config import NORMS, S4AutoencoderConfig
 
 __all__ = ["NORMS", "NORM_EPS", "ResidualBlock", "S4Autoencoder", "S4AutoencoderConfig", "causal_instance_norm", "latent_penalties",
@@ -186,11 +189,43 @@ class S4Autoencoder(Encoder):
 
     def decode(self, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """latents (B, T, D), mask (B, T) -> rates (B, T, N) = softplus(...) > 0."""
+        return F.softplus(self._logits(latents, mask))  # (B, T, N)
+
+    def _logits(self, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The decoder before its softplus: latents (B, T, D) -> (B, T, N)."""
         valid = valid_bins(mask, latents.dtype)  # (B, 1, T) or None
         h = F.gelu(self.decoder_in(latents.transpose(1, 2)))  # (B, C, T)
         for block in self.decoder_blocks:
             h = block(h, valid)  # (B, C, T)
-        return F.softplus(self.decoder_out(h)).transpose(1, 2)  # (B, T, N)
+        return self.decoder_out(h).transpose(1, 2)  # (B, T, N)
+
+    @torch.no_grad()
+    def calibrate(self, counts: Any, mask: torch.Tensor) -> dict[str, float]:
+        """With ``calibrate_rates``, shift each neuron's output bias so that its mean eval-mode rate
+        over the training trials equals its mean count (see :mod:`.calibration` for why, and why not
+        by default)."""
+        if not self.config.calibrate_rates:
+            return {}
+        trials = calibration_trials(mask.shape[0], mask.shape[1] * self.n_neurons)
+        device = self.decoder_out.bias.device
+        was_training = self.training
+        self.eval()
+        logits, count_sum = [], torch.zeros(self.n_neurons, dtype=torch.float64)
+        for chunk in trials.split(64):
+            chunk_mask = mask[chunk].to(device)  # (B, T)
+            chunk_counts = counts[chunk].to(device)  # (B, T, N)
+            logits.append(self._logits(self.encode(chunk_counts, chunk_mask), chunk_mask)[chunk_mask].cpu())
+            count_sum += chunk_counts[chunk_mask].sum(0).double().cpu()
+        self.train(was_training)
+        all_logits = torch.cat(logits)  # (valid bins, N)
+        if not len(all_logits):
+            return {}
+        target = (count_sum / all_logits.shape[0]).float()  # (N,)
+        before = F.softplus(all_logits).mean(0)  # (N,)
+        shift = softplus_bias_shift(all_logits, target)  # (N,)
+        self.decoder_out.bias += shift.to(device)
+        return {"trials": int(len(trials)), "rate_ratio_before": float(before.sum() / target.sum()),
+                "largest_bias_shift": float(shift.abs().max())}
 
     def training_loss(self, batch: Batch, observation: ObservationModel) -> dict[str, torch.Tensor]:
         """Eq. 1 with coordinated dropout (training mode only). Every part is divided by B*T*N, as

@@ -95,12 +95,13 @@ products = {}
 finish = training.Trainer._finish
 
 
-def recording_finish(self, module, position, best_state):
-    finish(self, module, position, best_state)
+def recording_finish(self, module, position, best_state, finalize):
+    finalized = finish(self, module, position, best_state, finalize)
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
     products[self.description] = digest.hexdigest()
+    return finalized
 
 
 training.Trainer._finish = recording_finish

@@ -16,7 +16,8 @@ from ldns_registry import Registry
 TINY = {
     "seed": 1,
     "data": {"type": "lorenz", "n_trials": 24, "n_neurons": 8, "length": 32, "seed": 3},
-    "encoder": {"type": "s4-autoencoder", "hidden": 16, "latent_dim": 4, "blocks": 1, "state_size": 8},
+    "encoder": {"type": "s4-autoencoder", "hidden": 16, "latent_dim": 4, "blocks": 1, "state_size": 8,
+                "calibrate_rates": True},
     "generator": None,
     "train": {"encoder": {"epochs": 4, "batch_size": 8, "val_every": 2, "checkpoint_every": 2}},
 }
@@ -66,6 +67,12 @@ def test_fit_writes_a_complete_run_and_calls_the_lifecycle_hooks(tmp_path):
     assert not list(run.rglob("*.tmp*")), "temporary files left behind"
     loglines = (run / "encoder" / "log.jsonl").read_text().splitlines()
     assert len(loglines) == 4 and "val_loss" in json.loads(loglines[1])
+
+    calibration = json.loads((run / "encoder" / "state.json").read_text())["finalized"]
+    assert calibration["trials"] == len(pipeline.load_data().splits["train"])
+    train = pipeline.load_data().split("train")  # calibrated: each neuron's mean rate is its mean count
+    np.testing.assert_allclose(pipeline.encode(train, progress=False).rates.mean((0, 1)), train.counts.mean((0, 1)),
+                               rtol=1e-4)
 
     encoded = pipeline.encode(pipeline.load_data().split("test"), progress=False)
     assert encoded.latents.shape == (5, 32, 4) and encoded.rates.shape == (5, 32, 8)
