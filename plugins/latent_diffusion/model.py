@@ -282,7 +282,7 @@ class LatentDiffusion(LatentGenerator):
 
     @classmethod
     def describe_sampler(cls, sampler: str, options: Any) -> str:
-        """As the base class, leaving out ``guidance`` when it is 1 (no guidance): ``ddim (steps=10)``."""
+        """As the base class, leaving out ``guidance`` when it is 1 (no guidance): ``ddim (steps=10, eta=0.0)``."""
         if attrs.has(type(options)) and "guidance" in attrs.fields_dict(type(options)) and \
                 guidance_of(options) == NO_GUIDANCE:
             plain = attrs.asdict(options)

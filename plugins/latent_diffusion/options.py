@@ -20,9 +20,12 @@ class DpmSolverOptions:
 
 @attrs.frozen
 class DdimOptions:
-    """Deterministic DDIM (eta 0) with trailing timestep spacing (Song et al. 2021; Lin et al. 2024)."""
+    """DDIM with trailing timestep spacing (Song et al. 2021; Lin et al. 2024): deterministic at eta 0."""
 
     steps: int = option(25, doc="DDIM steps (denoiser evaluations), at most the generator's train_steps.", ge=1)
+    eta: float = option(0.0, doc="Noise added at each step, as a fraction of DDPM's: 0 is deterministic (the "
+                                 "probability-flow ODE; an imperfect denoiser's samples come out slightly "
+                                 "under-dispersed), 1 is ancestral like DDPM (needs more steps).", ge=0, le=1)
 
 
 @attrs.frozen

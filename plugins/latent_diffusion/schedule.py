@@ -108,7 +108,7 @@ def make_solver(sampler: str, schedule: NoiseSchedule, options: Any = None) -> S
     if sampler == "ddpm":
         return Ddpm(schedule.alphas_cumprod, schedule.prediction)
     if sampler == "ddim":
-        return Ddim(schedule.alphas_cumprod, schedule.prediction, steps)
+        return Ddim(schedule.alphas_cumprod, schedule.prediction, steps, options.eta)
     return DpmSolver2M(schedule.alphas_cumprod, schedule.prediction, steps)
 
 

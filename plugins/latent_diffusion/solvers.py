@@ -58,11 +58,13 @@ class Ddpm:
 
 
 class Ddim:
-    """Deterministic DDIM (eta 0) with trailing timestep spacing."""
+    """DDIM with trailing timestep spacing; ``eta`` 0 is deterministic, eta > 0 draws one noise tensor
+    per step but the last from the generator (sigma_t = eta sqrt((1-ab_prev)/(1-ab_t) (1-ab_t/ab_prev)))."""
 
-    def __init__(self, alphas_cumprod: torch.Tensor, prediction: str, steps: int) -> None:
+    def __init__(self, alphas_cumprod: torch.Tensor, prediction: str, steps: int, eta: float = 0.0) -> None:
         self.alphas_cumprod = alphas_cumprod.float().cpu()  # (S,)
         self.prediction = prediction
+        self.eta = eta
         train_steps = len(alphas_cumprod)
         self.timesteps = [int(np.round(train_steps - k * (train_steps / steps))) - 1 for k in range(steps)]
         self.stride = train_steps // steps
@@ -74,7 +76,11 @@ class Ddim:
         a, s = ab_t ** 0.5, (1 - ab_t) ** 0.5
         z0 = predicted_clean(self.prediction, output, z, a, s)  # (B, T, D)
         eps = output if self.prediction == "epsilon" else a * output + s * z  # (B, T, D)
-        return ab_prev ** 0.5 * z0 + (1 - ab_prev) ** 0.5 * eps
+        sigma = self.eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)) ** 0.5
+        z_prev = ab_prev ** 0.5 * z0 + (1 - ab_prev - sigma ** 2).clamp_min(0.0) ** 0.5 * eps  # (B, T, D)
+        if sigma == 0:
+            return z_prev
+        return z_prev + sigma * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
 
 
 class DpmSolver2M:

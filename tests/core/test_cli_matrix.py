@@ -124,6 +124,9 @@ def test_encode_sample_evaluate(capsys, ctx):
     out = succeeds(capsys, ["sample", str(ctx.run), "--n", "3", "--length", "20", "--batch-size", "2", "--steps", "2",
                             "--seed", "5", "--out", str(samples), "--no-progress"])
     assert "3 trials x 20 bins x 6 neurons" in out
+    out = succeeds(capsys, ["sample", str(ctx.run), "--n", "2", "--sampler", "ddim", "--steps", "2", "--eta", "1",
+                            "--out", str(ctx.root / "ddim.npz"), "--no-progress"])
+    assert "2 trials" in out
     metrics = ctx.root / "m.json"
     out = succeeds(capsys, ["evaluate", str(ctx.run), "--samples", str(samples), "--metric", "mean-rate",
                             "--folds", "2", "--workers", "1", "--out", str(metrics), "--no-progress"])
@@ -236,6 +239,13 @@ CASES: dict[str, tuple[Case, str]] = {
     "steps for a sampler without": (lambda c: ["sample", R, "--n", "2", "--sampler", "ddpm", "--steps", "3",
                                                "--out", str(c.root / "s.npz"), "--no-progress"],
                                     "--steps: sampler 'ddpm' .* takes no steps option"),
+    "eta for a sampler without": (lambda c: ["sample", R, "--n", "2", "--sampler", "dpm-solver++", "--eta", "1",
+                                             "--out", str(c.root / "s.npz"), "--no-progress"],
+                                  r"--eta: sampler 'dpm-solver\+\+' .* takes no eta option"),
+    "eta above one": (lambda c: ["sample", R, "--n", "2", "--sampler", "ddim", "--eta", "1.5",
+                                 "--out", str(c.root / "s.npz"), "--no-progress"], "eta: expected .*<= 1"),
+    "eta nan": (lambda c: ["sample", R, "--n", "2", "--sampler", "ddim", "--eta", "nan",
+                           "--out", str(c.root / "s.npz"), "--no-progress"], "eta"),
     "observation unknown": (lambda c: ["sample", R, "--n", "2", "--observation", "gauss", "--out", str(c.root / "s.npz"),
                                        "--no-progress"], "--observation"),
     "sample out a directory": (lambda c: ["sample", R, "--n", "2", "--out", str(c.root)], "--out: .* is a directory"),

@@ -205,7 +205,7 @@ def diffusion_options(registry, sampler: str, **values):
 def test_sample_section_is_the_generators_sampler_and_its_options(toy_registry):
     spec = toy_registry.resolve({**DIFFUSION, "sample": {"sampler": "ddim", "steps": 7, "n": 5}})
     assert spec.sample == SampleSpec(n=5, batch_size=256, sampler="ddim", options=diffusion_options(toy_registry, "ddim", steps=7))
-    assert spec.to_dict()["sample"] == {"sampler": "ddim", "steps": 7, "guidance": 1.0, "n": 5, "batch_size": 256}
+    assert spec.to_dict()["sample"] == {"sampler": "ddim", "steps": 7, "eta": 0.0, "guidance": 1.0, "n": 5, "batch_size": 256}
     assert toy_registry.resolve(yaml.safe_load(spec.to_yaml())) == spec
     default = toy_registry.resolve({**DIFFUSION, "sample": {"sampler": None, "n": 5}}).sample
     assert (default.sampler, default.options) == ("dpm-solver++", diffusion_options(toy_registry, "dpm-solver++", steps=25))

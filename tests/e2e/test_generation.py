@@ -37,7 +37,7 @@ def test_a_run_has_every_stage(trained_run):
     assert len((trained_run / "generator" / "log.jsonl").read_text().splitlines()) == 3
 
 
-@pytest.mark.parametrize("sampler, options", [("ddpm", {"guidance": 1.0}), ("ddim", {"steps": 25, "guidance": 1.0}),
+@pytest.mark.parametrize("sampler, options", [("ddpm", {"guidance": 1.0}), ("ddim", {"steps": 25, "eta": 0.0, "guidance": 1.0}),
                                               ("dpm-solver++", {"steps": 5, "guidance": 1.0})])
 def test_samples_have_the_right_shapes_lengths_and_dtypes(trained_run, sampler, options):
     pipeline = Pipeline.load(trained_run)
@@ -70,7 +70,7 @@ def test_the_run_directory_alone_suffices_to_sample(trained_run, tmp_path, capsy
     assert code == 0, capsys.readouterr().err
     written = read_samples(out)
     assert written.counts.shape == (3, 32, 8) and written.sampler == "ddim"
-    assert dict(written.sampler_options) == {"steps": 4, "guidance": 1.0}
+    assert dict(written.sampler_options) == {"steps": 4, "eta": 0.0, "guidance": 1.0}
     assert written.latents.shape == (3, 32, 4) and written.lengths.tolist() == [32] * 3
     assert main(["sample", str(moved), "--n", "3", "--out", str(tmp_path / "x.h5")]) == 2
     assert "expected a file name ending in .npz or .nwb" in capsys.readouterr().err

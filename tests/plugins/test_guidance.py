@@ -53,8 +53,8 @@ def test_every_sampler_has_a_guidance_option_defaulting_to_one() -> None:
     assert list(LatentDiffusion.samplers) == ["dpm-solver++", "ddim", "ddpm"]
     for options_class in LatentDiffusion.samplers.values():
         assert options_class().guidance == 1.0
-    assert LatentDiffusion.describe_sampler("ddim", ddim(10)) == "ddim (steps=10)"
-    assert LatentDiffusion.describe_sampler("ddim", ddim(10, 2.5)) == "ddim (steps=10, guidance=2.5)"
+    assert LatentDiffusion.describe_sampler("ddim", ddim(10)) == "ddim (steps=10, eta=0.0)"
+    assert LatentDiffusion.describe_sampler("ddim", ddim(10, 2.5)) == "ddim (steps=10, eta=0.0, guidance=2.5)"
     assert LatentDiffusion.describe_sampler("ddpm", GUIDED_SAMPLERS["ddpm"](guidance=0.0)) == "ddpm (guidance=0.0)"
 
 

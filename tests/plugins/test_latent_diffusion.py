@@ -61,7 +61,7 @@ def test_declares_its_samplers_with_the_fast_one_first() -> None:
     assert LatentDiffusion.samplers["dpm-solver++"]().steps == 25 and LatentDiffusion.samplers["ddim"]().steps == 25
     # all training steps: nothing to choose but the guidance scale every sampler has (test_guidance.py)
     assert [f.name for f in attrs.fields(LatentDiffusion.samplers["ddpm"])] == ["guidance"]
-    assert LatentDiffusion.describe_sampler("ddim", DdimOptions(steps=10)) == "ddim (steps=10)"
+    assert LatentDiffusion.describe_sampler("ddim", DdimOptions(steps=10)) == "ddim (steps=10, eta=0.0)"
 
 
 # --- the denoiser --------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def toy_denoiser(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def diffusers_loop(sampler: str, schedule: NoiseSchedule, steps: int, shape: tuple[int, int, int],
-                   seed: int) -> torch.Tensor:
+                   seed: int, **step_options: float) -> torch.Tensor:
     """The sampling loop the project ran on diffusers until the step rules moved in-house."""
     scheduler = diffusers_scheduler(sampler, schedule, steps)
     generator = torch.Generator().manual_seed(seed)
@@ -59,7 +59,7 @@ def diffusers_loop(sampler: str, schedule: NoiseSchedule, steps: int, shape: tup
     for t in scheduler.timesteps:
         t_batch = torch.full((shape[0],), int(t), dtype=torch.long)  # (B,)
         z = scheduler.step(toy_denoiser(scheduler.scale_model_input(z, t), t_batch), t, z, generator=generator,
-                           return_dict=False)[0]
+                           return_dict=False, **step_options)[0]
     return z
 
 
@@ -92,6 +92,21 @@ def test_samples_match_diffusers(sampler: str, steps: int | None, train_steps: i
     reference = diffusers_loop(sampler, schedule, steps, shape, seed=7)
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
     assert ours.abs().max() > 0.1  # not a degenerate all-zero comparison
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize(("eta", "steps"), [(1.0, 50), (1.0, 7), (0.3, 25)])
+def test_stochastic_ddim_matches_diffusers(eta: float, steps: int, prediction: str) -> None:
+    """DDIM with eta > 0 adds sigma_t times fresh noise from the generator each step, as diffusers does."""
+    schedule = NoiseSchedule(prediction=prediction)
+    shape = (3, 16, 2)
+    ours = run_sampler(toy_denoiser, shape, schedule=schedule, sampler="ddim",
+                       options=SAMPLERS["ddim"](steps=steps, eta=eta), generator=torch.Generator().manual_seed(7))
+    reference = diffusers_loop("ddim", schedule, steps, shape, seed=7, eta=eta)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    deterministic = run_sampler(toy_denoiser, shape, schedule=schedule, sampler="ddim",
+                                options=SAMPLERS["ddim"](steps=steps), generator=torch.Generator().manual_seed(7))
+    assert not torch.allclose(ours, deterministic, atol=1e-3)  # the noise did enter
 
 
 def test_ddpm_draws_fresh_noise_from_the_generator() -> None:
