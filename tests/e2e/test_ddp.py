@@ -41,7 +41,7 @@ SPEC = {
     "seed": 1,
     "data": {"type": "lorenz", "n_trials": 24, "n_neurons": 8, "length": 32, "seed": 3},
     "encoder": {"type": "s4-autoencoder", "hidden": 16, "latent_dim": 4, "blocks": 1, "state_size": 8,
-                "dropout_prob": 0.0},
+                "dropout_prob": 0.0, "calibrate_rates": True},
     "generator": {"type": "latent-diffusion", "hidden": 16, "blocks": 1, "state_size": 8, "train_steps": 50},
     "train": {"encoder": {"epochs": 3, "batch_size": 8, "val_every": 1, "checkpoint_every": 2},
               "generator": {"epochs": 3, "batch_size": 8, "val_every": 1, "checkpoint_every": 2}},
@@ -181,6 +181,9 @@ def test_two_processes_train_the_encoder_as_one_does(single: Path, ddp: tuple[Pa
     assert one.keys() == two.keys()
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5, msg=f"encoder weights {name} differ")
+    calibrated = [json.loads((r / "encoder" / "state.json").read_text())["finalized"] for r in (single, run_dir)]
+    assert calibrated[0]["trials"] == calibrated[1]["trials"] > 0  # every process calibrated on all training trials
+    assert math.isclose(calibrated[0]["rate_ratio_before"], calibrated[1]["rate_ratio_before"], rel_tol=1e-4)
     for a, b in zip(log(single, "encoder"), log(run_dir, "encoder"), strict=True):
         for key in ("train_loss", "train_recon", "val_loss"):
             assert math.isclose(a[key], b[key], rel_tol=1e-5), (key, a, b)
