@@ -32,7 +32,8 @@ UMASK = 0o027
 SPEC = {
     "seed": 1,
     "data": {"type": "lorenz", "n_trials": 24, "n_neurons": 8, "length": 32, "seed": 3},
-    "encoder": {"type": "s4-autoencoder", "hidden": 16, "latent_dim": 4, "blocks": 1, "state_size": 8},
+    "encoder": {"type": "s4-autoencoder", "hidden": 16, "latent_dim": 4, "blocks": 1, "state_size": 8,
+                "calibrate_rates": True},
     "generator": {"type": "latent-diffusion", "hidden": 16, "blocks": 1, "state_size": 8, "train_steps": 50},
     "train": {"encoder": {"epochs": 3, "batch_size": 8, "val_every": 1, "checkpoint_every": 2},
               "generator": {"epochs": 3, "batch_size": 8, "val_every": 2, "checkpoint_every": 1}},
