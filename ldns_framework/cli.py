@@ -240,7 +240,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _sampler_arguments(args: argparse.Namespace, pipeline: Any) -> dict[str, Any]:
-    """``--sampler``, ``--steps``, ``--eta`` and ``--guidance`` as keyword arguments of ``sample``, checked against the
+    """``--sampler``, ``--steps``, ``--eta``, ``--sde`` and ``--guidance`` as keyword arguments of ``sample``, checked against the
     samplers the run's generator declares (each error names the option)."""
     import attrs
 
@@ -254,7 +254,7 @@ def _sampler_arguments(args: argparse.Namespace, pipeline: Any) -> dict[str, Any
     chosen = args.sampler or pipeline.spec.sample.sampler
     kwargs: dict[str, Any] = {"sampler": args.sampler}
     fields = [f.name for f in attrs.fields(samplers[chosen])]
-    for option in ("steps", "eta", "guidance"):
+    for option in ("steps", "eta", "sde", "guidance"):
         value = getattr(args, option)
         if value is None:
             continue
@@ -522,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default: the spec's)")
     sample.add_argument("--eta", type=float, help="the sampler's eta option (noise per step: 0 deterministic, 1 ancestral), "
                                                  "for samplers that have one (default: the spec's)")
+    sample.add_argument("--sde", action="store_const", const=True,
+                        help="set the sampler's sde option (solve the SDE, not the ODE), for samplers that have one")
     sample.add_argument("--seed", type=_SEED, default=0, help="seed of the latents (the spikes use seed + 1)")
     sample.add_argument("--observation", help="observation model to draw spikes with (default: the run's)")
     sample.add_argument("--batch-size", type=_COUNT, help="trials per batch (default: the spec's sample.batch_size)")

@@ -16,6 +16,9 @@ class DpmSolverOptions:
     """Multistep DPM-Solver++ of order 2 (Lu et al. 2022): few steps, the fast default."""
 
     steps: int = option(25, doc="Solver steps (denoiser evaluations), at most the generator's train_steps.", ge=1)
+    sde: bool = option(False, doc="Solve the SDE instead of the probability-flow ODE (SDE-DPM-Solver++): fresh "
+                                  "noise every step, which counters the ODE's shrinkage of the latents' spread "
+                                  "under an imperfect denoiser.")
 
 
 @attrs.frozen

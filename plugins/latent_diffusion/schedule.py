@@ -11,12 +11,14 @@ amplified by 1/sqrt(ab) into the clean latents. Samplers (their step rules in so
 giving what the diffusers scheduler of the same name gives with these betas, this prediction
 target and no clipping); :data:`SAMPLERS` maps each name to its options class, the first being the default:
 
-- ``dpm-solver++``: multistep DPM-Solver++ of order 2 (Lu et al. 2022), ``steps`` steps.
-- ``ddim``: deterministic DDIM (eta 0), ``steps`` steps, "trailing" spacing so the first step
-  starts at t = train_steps - 1 (Lin et al. 2024).
+- ``dpm-solver++``: multistep DPM-Solver++ of order 2 (Lu et al. 2022), ``steps`` steps; with
+  ``sde: true`` its SDE form (diffusers' "sde-dpmsolver++"), which draws fresh noise every step.
+- ``ddim``: DDIM, ``steps`` steps, "trailing" spacing so the first step starts at
+  t = train_steps - 1 (Lin et al. 2024); deterministic at ``eta`` 0, ancestral at 1.
 - ``ddpm``: ancestral DDPM over all training steps, variance "fixed_small" (the reference); no options.
 
-Every random draw (initial noise, DDPM's per-step noise) comes from the caller's torch.Generator.
+Every random draw (initial noise, the stochastic samplers' per-step noise) comes from the caller's
+torch.Generator.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def make_solver(sampler: str, schedule: NoiseSchedule, options: Any = None) -> S
         return Ddpm(schedule.alphas_cumprod, schedule.prediction)
     if sampler == "ddim":
         return Ddim(schedule.alphas_cumprod, schedule.prediction, steps, options.eta)
-    return DpmSolver2M(schedule.alphas_cumprod, schedule.prediction, steps)
+    return DpmSolver2M(schedule.alphas_cumprod, schedule.prediction, steps, sde=options.sde)
 
 
 def run_sampler(denoise: DenoiseFn, shape: tuple[int, int, int], *, schedule: NoiseSchedule, sampler: str,

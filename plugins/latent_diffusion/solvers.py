@@ -85,11 +85,14 @@ class Ddim:
 
 class DpmSolver2M:
     """Multistep DPM-Solver++ of order 2 in data prediction; keeps the previous step's z_0 estimate,
-    so one instance samples once."""
+    so one instance samples once. ``sde``: the SDE form (diffusers' "sde-dpmsolver++"), which
+    scales the z_0 terms by 1 - e^{-2h} instead of 1 - e^{-h} and adds sigma_t sqrt(1 - e^{-2h})
+    times fresh noise from the generator at every step but the last."""
 
-    def __init__(self, alphas_cumprod: torch.Tensor, prediction: str, steps: int) -> None:
+    def __init__(self, alphas_cumprod: torch.Tensor, prediction: str, steps: int, *, sde: bool = False) -> None:
         ab = alphas_cumprod.float().cpu()  # (S,)
         self.prediction = prediction
+        self.sde = sde
         timesteps = np.linspace(0, len(ab) - 1, steps + 1).round()[::-1][:-1].astype(np.int64)
         self.timesteps = [int(t) for t in timesteps]
         sigmas = ((1 - ab) / ab) ** 0.5  # (S,) noise-to-signal ratio of each training step
@@ -103,11 +106,20 @@ class DpmSolver2M:
         z0 = predicted_clean(self.prediction, output, z, self.alpha[i], self.sigma[i])  # (B, T, D)
         previous, self._previous = self._previous, z0
         h = self.log_snr[i + 1] - self.log_snr[i]
-        decay = self.alpha[i + 1] * (torch.exp(-h) - 1.0)
         ratio = self.sigma[i + 1] / self.sigma[i]
+        if self.sde:
+            decay = self.alpha[i + 1] * (torch.exp(-2.0 * h) - 1.0)
+            ratio = ratio * torch.exp(-h)
+        else:
+            decay = self.alpha[i + 1] * (torch.exp(-h) - 1.0)
         if previous is None or i == len(self.timesteps) - 1:  # first order: first step, and the step to sigma 0
-            return ratio * z - decay * z0
-        r = (self.log_snr[i] - self.log_snr[i - 1]) / h
-        difference = (1.0 / r) * (z0 - previous)  # (B, T, D)
-        return ratio * z - decay * z0 - 0.5 * decay * difference
+            z_next = ratio * z - decay * z0
+        else:
+            r = (self.log_snr[i] - self.log_snr[i - 1]) / h
+            difference = (1.0 / r) * (z0 - previous)  # (B, T, D)
+            z_next = ratio * z - decay * z0 - 0.5 * decay * difference
+        if not self.sde or i == len(self.timesteps) - 1:  # the last step lands on sigma 0: no noise
+            return z_next
+        noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # (B, T, D)
+        return z_next + self.sigma[i + 1] * (1.0 - torch.exp(-2.0 * h)) ** 0.5 * noise
 

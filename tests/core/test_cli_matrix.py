@@ -126,7 +126,10 @@ def test_encode_sample_evaluate(capsys, ctx):
     assert "3 trials x 20 bins x 6 neurons" in out
     out = succeeds(capsys, ["sample", str(ctx.run), "--n", "2", "--sampler", "ddim", "--steps", "2", "--eta", "1",
                             "--out", str(ctx.root / "ddim.npz"), "--no-progress"])
-    assert "2 trials" in out
+    assert "2 trials" in out and "eta=1.0" in out
+    out = succeeds(capsys, ["sample", str(ctx.run), "--n", "2", "--sampler", "dpm-solver++", "--steps", "3", "--sde",
+                            "--out", str(ctx.root / "sde.npz"), "--no-progress"])
+    assert "2 trials" in out and "sde=True" in out
     metrics = ctx.root / "m.json"
     out = succeeds(capsys, ["evaluate", str(ctx.run), "--samples", str(samples), "--metric", "mean-rate",
                             "--folds", "2", "--workers", "1", "--out", str(metrics), "--no-progress"])
@@ -242,6 +245,9 @@ CASES: dict[str, tuple[Case, str]] = {
     "eta for a sampler without": (lambda c: ["sample", R, "--n", "2", "--sampler", "dpm-solver++", "--eta", "1",
                                              "--out", str(c.root / "s.npz"), "--no-progress"],
                                   r"--eta: sampler 'dpm-solver\+\+' .* takes no eta option"),
+    "sde for a sampler without": (lambda c: ["sample", R, "--n", "2", "--sampler", "ddim", "--sde",
+                                             "--out", str(c.root / "s.npz"), "--no-progress"],
+                                  "--sde: sampler 'ddim' .* takes no sde option"),
     "eta above one": (lambda c: ["sample", R, "--n", "2", "--sampler", "ddim", "--eta", "1.5",
                                  "--out", str(c.root / "s.npz"), "--no-progress"], "eta: expected .*<= 1"),
     "eta nan": (lambda c: ["sample", R, "--n", "2", "--sampler", "ddim", "--eta", "nan",

@@ -219,7 +219,7 @@ def test_sample_section_errors_name_the_key_and_the_samplers_options(toy_registr
     assert _errors(toy_registry, {**DIFFUSION, "sample": {"stps": 3, "n": 0}}) == [
         "sample.n: expected int >= 1, got 0",
         "sample.stps: unknown option (did you mean 'steps'?); the options of sampler 'dpm-solver++' of "
-        "'latent-diffusion' are: steps, guidance"]
+        "'latent-diffusion' are: steps, sde, guidance"]
     (line,) = _errors(toy_registry, {**DIFFUSION, "sample": {"sampler": "dim"}})
     assert line == ("sample.sampler: unknown sampler 'dim' of generator 'latent-diffusion' (did you mean 'ddim'?); "
                     "its samplers: dpm-solver++, ddim, ddpm")

@@ -38,7 +38,7 @@ def test_a_run_has_every_stage(trained_run):
 
 
 @pytest.mark.parametrize("sampler, options", [("ddpm", {"guidance": 1.0}), ("ddim", {"steps": 25, "eta": 0.0, "guidance": 1.0}),
-                                              ("dpm-solver++", {"steps": 5, "guidance": 1.0})])
+                                              ("dpm-solver++", {"steps": 5, "sde": False, "guidance": 1.0})])
 def test_samples_have_the_right_shapes_lengths_and_dtypes(trained_run, sampler, options):
     pipeline = Pipeline.load(trained_run)
     samples = pipeline.sample(6, sampler=sampler, seed=1, progress=False)

@@ -17,7 +17,7 @@ from ldns_plugins.latent_diffusion.schedule import SAMPLERS, NoiseSchedule, make
 pytest.importorskip("diffusers")
 
 
-def diffusers_scheduler(sampler: str, schedule: NoiseSchedule, steps: int):
+def diffusers_scheduler(sampler: str, schedule: NoiseSchedule, steps: int, sde: bool = False):
     """The diffusers scheduler each sampler reproduces (the configuration schedule.py documents)."""
     common = {"num_train_timesteps": schedule.train_steps, "beta_start": schedule.beta_start,
               "beta_end": schedule.beta_end, "beta_schedule": "linear", "prediction_type": schedule.prediction}
@@ -32,8 +32,8 @@ def diffusers_scheduler(sampler: str, schedule: NoiseSchedule, steps: int):
     else:
         from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
 
-        scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
-                                                thresholding=False, lower_order_final=True)
+        scheduler = DPMSolverMultistepScheduler(**common, algorithm_type="sde-dpmsolver++" if sde else "dpmsolver++",
+                                                solver_order=2, thresholding=False, lower_order_final=True)
     with warnings.catch_warnings():  # diffusers' np.array(tensor) trips a numpy 2 DeprecationWarning
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         scheduler.set_timesteps(steps)
@@ -51,9 +51,9 @@ def toy_denoiser(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def diffusers_loop(sampler: str, schedule: NoiseSchedule, steps: int, shape: tuple[int, int, int],
-                   seed: int, **step_options: float) -> torch.Tensor:
+                   seed: int, sde: bool = False, **step_options: float) -> torch.Tensor:
     """The sampling loop the project ran on diffusers until the step rules moved in-house."""
-    scheduler = diffusers_scheduler(sampler, schedule, steps)
+    scheduler = diffusers_scheduler(sampler, schedule, steps, sde)
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn(shape, generator=generator) * scheduler.init_noise_sigma  # (B, T, D)
     for t in scheduler.timesteps:
@@ -107,6 +107,22 @@ def test_stochastic_ddim_matches_diffusers(eta: float, steps: int, prediction: s
     deterministic = run_sampler(toy_denoiser, shape, schedule=schedule, sampler="ddim",
                                 options=SAMPLERS["ddim"](steps=steps), generator=torch.Generator().manual_seed(7))
     assert not torch.allclose(ours, deterministic, atol=1e-3)  # the noise did enter
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize("steps", [1, 2, 10, 25, 50])
+def test_sde_dpm_solver_matches_diffusers(steps: int, prediction: str) -> None:
+    """The SDE form of DPM-Solver++ (2M) draws its noise as diffusers' sde-dpmsolver++ does."""
+    schedule = NoiseSchedule(prediction=prediction)
+    shape = (3, 16, 2)
+    options = SAMPLERS["dpm-solver++"](steps=steps, sde=True)
+    ours = run_sampler(toy_denoiser, shape, schedule=schedule, sampler="dpm-solver++", options=options,
+                       generator=torch.Generator().manual_seed(7))
+    reference = diffusers_loop("dpm-solver++", schedule, steps, shape, seed=7, sde=True)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    ode = run_sampler(toy_denoiser, shape, schedule=schedule, sampler="dpm-solver++",
+                      options=SAMPLERS["dpm-solver++"](steps=steps), generator=torch.Generator().manual_seed(7))
+    assert steps == 1 or not torch.allclose(ours, ode, atol=1e-3)  # the noise did enter (one step lands on sigma 0)
 
 
 def test_ddpm_draws_fresh_noise_from_the_generator() -> None:
