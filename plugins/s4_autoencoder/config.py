@@ -40,8 +40,8 @@ class S4AutoencoderConfig:
     calibrate_rates: bool = option(False, doc="After training, shift each neuron's decoder output bias so that its "
                                               "mean rate over the training trials equals its mean count (eval-mode "
                                               "rates otherwise come out 1-3% high). Off by default: that bias offsets "
-                                              "the diffusion samplers' shrinkage of the latents, so generated rates "
-                                              "come out 2-3% low with it.")
+                                              "the ODE samplers' shrinkage of the latents, so generated rates come "
+                                              "out 2-3% low with it unless sampled with sde: true.")
     td_lags: int = option(5, doc="Largest lag K of the temporal-smoothness penalty (lag k weighted 1/(1+k)).",
                           ge=0, le=10_000)
 
