@@ -3,11 +3,15 @@
 Reuses the encoder of an existing run (``benchmarks/encoder_lorenz.py`` makes one), trains the
 generator given by ``--set generator.*`` / ``--set train.generator.*`` overrides for the spec's
 epochs, then for each sampler prints per-trial sampling time, the sample-quality metrics against
-the test split, with the data-vs-data floor (train trials vs test trials), and the spread of the
+the test split, with the data-vs-data floor (train trials vs test trials), the spread of the
 sampled normalised latents (the standard deviation of each latent channel over trials and bins,
-lowest and highest channel; 1 for the training latents).
+lowest and highest channel; 1 for the training latents) and the high-rate slope: the generated
+mean counts of the neurons above 0.15 counts per bin in the training trials, regressed through the
+origin on their training means (1 = unbiased; the autoencoder's reconstructions give the
+"autoencoder" row). A sampler item is NAME[:STEPS[:sde]].
 
     python benchmarks/generator_lorenz.py --encoder-run runs/bench-encoder [--set k=v ...] [--samplers ddpm,ddim:25,...]
+    python benchmarks/generator_lorenz.py --reuse --out RUN --samplers dpm-solver++:25,dpm-solver++:25:sde
 """
 
 from __future__ import annotations
@@ -75,21 +79,32 @@ def report_samplers(pipeline: Pipeline, samplers: str, n_trials: int) -> None:
     floor_index = np.sort(np.random.default_rng(0).choice(train.n_trials, size=test.n_trials, replace=False))
     floor = compare(train.counts[floor_index], test.counts)
     stats = pipeline.model.latent_stats
-    header = (f"{'sampler':18s} {'s/trial':>8s} " + " ".join(f"{m[:14]:>14s}" for m in METRICS)
-              + f" {'rate_ratio':>10s} {'latent std':>11s}")
+    train_means = train.counts.mean((0, 1))  # (N,)
+    high = train_means > 0.15
+
+    def high_rate_slope(means: np.ndarray) -> float:
+        return float((means[high] * train_means[high]).sum() / (train_means[high] ** 2).sum())
+
+    header = (f"{'sampler':22s} {'s/trial':>8s} " + " ".join(f"{m[:14]:>14s}" for m in METRICS)
+              + f" {'rate_ratio':>10s} {'latent std':>11s} {'high slope':>10s}")
     print(header)
-    print(f"{'data floor':18s} {'':8s} " + " ".join(f"{floor[m]:14.4f}" for m in METRICS))
+    print(f"{'data floor':22s} {'':8s} " + " ".join(f"{floor[m]:14.4f}" for m in METRICS))
+    reconstructed = pipeline.encode(train, progress=False).rates.mean((0, 1))  # (N,)
+    print(f"{'autoencoder':22s} {'':8s} " + " ".join(f"{'':14s}" for _ in METRICS)
+          + f" {'':10s} {'':11s} {high_rate_slope(reconstructed):10.4f}")
     for item in samplers.split(","):
-        name, _, steps = item.partition(":")
+        name, _, rest = item.partition(":")
+        steps, _, form = rest.partition(":")
+        options = {"sde": True} if form == "sde" else {}
         n = n_trials
         t0 = time.perf_counter()
-        samples = pipeline.sample(n, sampler=name, steps=int(steps or 25), seed=1, progress=False)
+        samples = pipeline.sample(n, sampler=name, steps=int(steps or 25), seed=1, progress=False, **options)
         per_trial = (time.perf_counter() - t0) / n
         result = compare(samples.counts, test.counts)
         ratio = samples.counts.mean() / test.counts.mean()
         spread = ((samples.latents - stats.mean) / stats.std).reshape(-1, samples.latents.shape[-1]).std(0)  # (D,)
-        print(f"{item:18s} {per_trial:8.3f} " + " ".join(f"{result[m]:14.4f}" for m in METRICS)
-              + f" {ratio:10.3f} {spread.min():5.2f}-{spread.max():<5.2f}")
+        print(f"{item:22s} {per_trial:8.3f} " + " ".join(f"{result[m]:14.4f}" for m in METRICS)
+              + f" {ratio:10.3f} {spread.min():5.2f}-{spread.max():<5.2f} {high_rate_slope(samples.counts.mean((0, 1))):10.4f}")
 
 
 if __name__ == "__main__":
