@@ -31,6 +31,7 @@ import struct
 import threading
 import weakref
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -257,6 +258,10 @@ def read_counts(path: str | os.PathLike, key: str | None = "counts", layout: str
         return archive.read(key)
 
 
+#: What reading a damaged .npy header raises (zlib.error: a corrupt compressed .npz member).
+_HEADER_ERRORS = (OSError, ValueError, EOFError, SyntaxError, struct.error, zipfile.BadZipFile, zlib.error)
+
+
 def stored_counts_bytes(path: str | os.PathLike, key: str | None = None) -> int:
     """Bytes the array takes once read (its .npy header's shape x itemsize), reading only the header;
     of a ``.npy`` file (``key`` None) or of member ``key`` of an ``.npz`` archive, compressed or not."""
@@ -268,7 +273,7 @@ def stored_counts_bytes(path: str | os.PathLike, key: str | None = None) -> int:
     try:
         with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as stream:
             shape, _, dtype = _read_header(stream)
-    except (OSError, ValueError, EOFError, SyntaxError, KeyError, struct.error, zipfile.BadZipFile) as exc:
+    except (KeyError, *_HEADER_ERRORS) as exc:
         raise DataError(label, f"expected a NumPy array, found an unreadable .npy header ({shorten(str(exc), 200)})") from None
     return math.prod(shape) * dtype.itemsize
 
@@ -313,7 +318,7 @@ def _locate(path: Path, key: str | None, otherwise: str) -> tuple[int, tuple[tup
             handle.seek(start)
             header = _read_header(handle)
             offset = handle.tell()
-    except (OSError, ValueError, EOFError, SyntaxError, struct.error, zipfile.BadZipFile) as exc:
+    except _HEADER_ERRORS as exc:
         raise DataError(label, f"expected a NumPy array, found an unreadable .npy header ({shorten(str(exc), 200)})") from None
     shape, _, dtype = header
     if any(n < 0 for n in shape) or dtype.itemsize == 0:

@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ldns_framework import DataError, SpikeData
@@ -292,6 +292,7 @@ def _valid_npz(compressed: bool) -> bytes:
 @given(compressed=st.booleans(), edits=st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert"]),
                                                           st.floats(0, 1), st.binary(min_size=1, max_size=8)),
                                                 min_size=1, max_size=3))
+@example(compressed=True, edits=[("flip", 0.0625, b"\x00")])  # corrupt deflate data in the counts' header
 def test_damaged_npz_bytes_load_or_raise_data_error(tmp_path_factory, compressed, edits):
     raw = bytearray(_valid_npz(compressed))
     for kind, where, data in edits:
