@@ -31,7 +31,6 @@ import struct
 import threading
 import weakref
 import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,7 +39,7 @@ import numpy as np
 
 from ldns_framework.config import option
 from ldns_framework.errors import MAX_LINE, DataError, shorten
-from ldns_framework.io.npz import NpzFile, _read_header, read_npy
+from ldns_framework.io.npz import READ_ERRORS, NpzFile, _read_header, read_npy
 from ldns_framework.limits import MEMORY_ENV, format_bytes, memory_budget
 
 __all__ = ["ConcatenatedRows", "LazyCounts", "RowSource", "lazy_option", "memory_limit_bytes",
@@ -258,10 +257,6 @@ def read_counts(path: str | os.PathLike, key: str | None = "counts", layout: str
         return archive.read(key)
 
 
-#: What reading a damaged .npy header raises (zlib.error: a corrupt compressed .npz member).
-_HEADER_ERRORS = (OSError, ValueError, EOFError, SyntaxError, struct.error, zipfile.BadZipFile, zlib.error)
-
-
 def stored_counts_bytes(path: str | os.PathLike, key: str | None = None) -> int:
     """Bytes the array takes once read (its .npy header's shape x itemsize), reading only the header;
     of a ``.npy`` file (``key`` None) or of member ``key`` of an ``.npz`` archive, compressed or not."""
@@ -273,7 +268,7 @@ def stored_counts_bytes(path: str | os.PathLike, key: str | None = None) -> int:
     try:
         with zipfile.ZipFile(path) as archive, archive.open(f"{key}.npy") as stream:
             shape, _, dtype = _read_header(stream)
-    except (KeyError, *_HEADER_ERRORS) as exc:
+    except READ_ERRORS as exc:
         raise DataError(label, f"expected a NumPy array, found an unreadable .npy header ({shorten(str(exc), 200)})") from None
     return math.prod(shape) * dtype.itemsize
 
@@ -318,7 +313,7 @@ def _locate(path: Path, key: str | None, otherwise: str) -> tuple[int, tuple[tup
             handle.seek(start)
             header = _read_header(handle)
             offset = handle.tell()
-    except _HEADER_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise DataError(label, f"expected a NumPy array, found an unreadable .npy header ({shorten(str(exc), 200)})") from None
     shape, _, dtype = header
     if any(n < 0 for n in shape) or dtype.itemsize == 0:

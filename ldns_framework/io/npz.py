@@ -27,7 +27,7 @@ import numpy as np
 from ldns_framework.errors import MAX_LINE, DataError, shorten
 from ldns_framework.limits import MEMORY_ENV, format_bytes, memory_budget
 
-__all__ = ["NpzFile", "read_npy"]
+__all__ = ["READ_ERRORS", "NpzFile", "read_npy"]
 
 #: dtype kinds an array may have: bool, integers, floats, complex, bytes, text. Objects ('O') and
 #: records ('V') are refused: objects need pickle, and neither is data the framework reads.
@@ -35,7 +35,7 @@ _KINDS = "biufcSU"
 #: Bytes decompressed per read call (the array is filled in place, so this is the only extra memory).
 _CHUNK = 1 << 24
 #: What reading a damaged zip or .npy stream can raise, besides our own errors.
-_READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
                 struct.error, SyntaxError, TypeError, KeyError, OverflowError, MemoryError)
 
 
@@ -57,7 +57,7 @@ def _read_array(stream: IO[bytes], label: str, stored_bytes: int, budget: int) -
     """
     try:
         shape, fortran_order, dtype = _read_header(stream)
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise DataError(label, f"expected a NumPy array, found an unreadable .npy header ({shorten(str(exc), 200)})") from None
     if (dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None
             or dtype.itemsize == 0):
@@ -86,7 +86,7 @@ def _read_array(stream: IO[bytes], label: str, stored_bytes: int, budget: int) -
             if not got:
                 raise EOFError(f"the data end after {done} of {n_bytes} bytes")
             done += got
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise DataError(label, f"cannot read the array data ({shorten(str(exc), 200)})") from None
     if fortran_order:
         array = array.T
@@ -112,7 +112,7 @@ class NpzFile:
         try:
             self._zip = zipfile.ZipFile(self.path)
             infos = self._zip.infolist()
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise DataError(self.name, f"expected a NumPy .npz archive, cannot open it ({shorten(str(exc), 200)})") from None
         self._members = {info.filename[:-4]: info for info in infos if info.filename.endswith(".npy")}
 
@@ -142,7 +142,7 @@ class NpzFile:
         label = self._label(key)
         try:
             stream = self._zip.open(info)
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise DataError(label, f"cannot open the archive member ({shorten(str(exc), 200)})") from None
         with stream:
             array = _read_array(stream, label, info.file_size, self.budget)
