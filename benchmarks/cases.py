@@ -6,7 +6,9 @@ hidden, 16 latents, 4 causal blocks, 140 bins), the Lorenz denoiser (64 hidden, 
 monkey denoiser (256 hidden, 6 blocks). Weights are untrained: speed does not depend on them.
 ``quick`` swaps in tiny sizes for the harness test. Every timing alternates the frozen baseline
 layer (benchmarks/baseline_s4d.py) with the current one on the same model, so a ratio is measured
-under the same machine load.
+under the same machine load. A case's ``"device"`` (default ``"cpu"``) places the model and its
+data; on a GPU each call ends with a synchronisation, so that its time is the kernels' time, and
+the ``bf16`` variant runs the current layer under bfloat16 autocast (as ``precision: bf16-mixed`` does).
 
 Run one case in its own process to measure its peak memory (the RSS high-water mark is per process),
 or its time per call under the allocator settings the process started with (``LDNS_KEEP_FREED_MEMORY``,
@@ -47,6 +49,8 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 QUICK = {"hidden": 16, "blocks": 1, "bins": 32, "neurons": 12}
 VARIANTS = ("baseline", "current")
+#: The variants a case can run in: :data:`VARIANTS` and the current layer under bfloat16 autocast.
+ALL_VARIANTS = (*VARIANTS, "bf16")
 
 
 def model_size(name: str, quick: bool, **changes: int) -> dict[str, Any]:
@@ -58,36 +62,36 @@ def model_size(name: str, quick: bool, **changes: int) -> dict[str, Any]:
     return size
 
 
-def build(size: dict[str, Any]) -> torch.nn.Module:
-    """The built-in plugin model for ``size`` (seeded, untrained)."""
+def build(size: dict[str, Any], device: str = "cpu") -> torch.nn.Module:
+    """The built-in plugin model for ``size`` (seeded, untrained) on ``device``."""
     torch.manual_seed(0)
     if size["kind"] == "autoencoder":
         from ldns_plugins.s4_autoencoder.model import S4Autoencoder, S4AutoencoderConfig
 
         config = S4AutoencoderConfig(hidden=size["hidden"], latent_dim=size["latent_dim"], blocks=size["blocks"],
                                      bidirectional=size["bidirectional"], dropout_prob=size["dropout_prob"])
-        return S4Autoencoder(config, n_neurons=size["neurons"])
+        return S4Autoencoder(config, n_neurons=size["neurons"]).to(device)
     from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig
 
     return LatentDiffusion(LatentDiffusionConfig(hidden=size["hidden"], blocks=size["blocks"]),
-                           latent_dim=size["latent_dim"])
+                           latent_dim=size["latent_dim"]).to(device)
 
 
-def training_step(size: dict[str, Any], batch: int) -> tuple[torch.nn.Module, Callable[[], None]]:
+def training_step(size: dict[str, Any], batch: int, device: str = "cpu") -> tuple[torch.nn.Module, Callable[[], None]]:
     """One optimiser step (loss, backward, AdamW) on a fixed random batch: (model, step)."""
-    model = build(size).train()
+    model = build(size, device).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    mask = torch.ones(batch, size["bins"], dtype=torch.bool)  # (B, T)
+    mask = torch.ones(batch, size["bins"], dtype=torch.bool, device=device)  # (B, T)
     if size["kind"] == "autoencoder":
         from ldns_plugins.poisson.model import PoissonObservation
 
         observation = PoissonObservation()
-        counts = torch.poisson(torch.full((batch, size["bins"], size["neurons"]), 0.3))  # (B, T, N)
+        counts = torch.poisson(torch.full((batch, size["bins"], size["neurons"]), 0.3)).to(device)  # (B, T, N)
 
         def loss() -> torch.Tensor:
             return model.training_loss(Batch(counts, mask), observation)["loss"]
     else:
-        latents = torch.randn(batch, size["bins"], size["latent_dim"])  # (B, T, D)
+        latents = torch.randn(batch, size["bins"], size["latent_dim"]).to(device)  # (B, T, D)
 
         def loss() -> torch.Tensor:
             return model.training_loss(latents, mask, None)["loss"]
@@ -100,11 +104,11 @@ def training_step(size: dict[str, Any], batch: int) -> tuple[torch.nn.Module, Ca
     return model, step
 
 
-def encode_call(size: dict[str, Any], batch: int) -> tuple[torch.nn.Module, Callable[[], None]]:
+def encode_call(size: dict[str, Any], batch: int, device: str = "cpu") -> tuple[torch.nn.Module, Callable[[], None]]:
     """An eval-mode, no-grad encode of ``batch`` trials (the latents stage): (model, call)."""
-    model = build(size).eval()
-    counts = torch.poisson(torch.full((batch, size["bins"], size["neurons"]), 0.3))  # (B, T, N)
-    mask = torch.ones(batch, size["bins"], dtype=torch.bool)
+    model = build(size, device).eval()
+    counts = torch.poisson(torch.full((batch, size["bins"], size["neurons"]), 0.3)).to(device)  # (B, T, N)
+    mask = torch.ones(batch, size["bins"], dtype=torch.bool, device=device)
 
     def call() -> None:
         with torch.inference_mode():
@@ -113,14 +117,16 @@ def encode_call(size: dict[str, Any], batch: int) -> tuple[torch.nn.Module, Call
     return model, call
 
 
-def sampling_call(size: dict[str, Any], trials: int, sampler: str, steps: int) -> tuple[torch.nn.Module, Callable[[], None]]:
+def sampling_call(size: dict[str, Any], trials: int, sampler: str, steps: int,
+                  device: str = "cpu") -> tuple[torch.nn.Module, Callable[[], None]]:
     """Sampling ``trials`` latent trials with ``sampler`` at ``steps`` steps: (model, call)."""
-    model = build(size)
+    model = build(size, device)
     options = model.samplers[sampler]() if sampler == "ddpm" else model.samplers[sampler](steps=steps)
     lengths = torch.full((trials,), size["bins"], dtype=torch.long)
 
     def call() -> None:
-        model.sample(trials, lengths, generator=torch.Generator().manual_seed(0), sampler=sampler, options=options)
+        model.sample(trials, lengths, generator=torch.Generator(device=device).manual_seed(0), sampler=sampler,
+                     options=options)
 
     return model, call
 
@@ -128,18 +134,37 @@ def sampling_call(size: dict[str, Any], trials: int, sampler: str, steps: int) -
 def make_case(case: dict[str, Any], quick: bool) -> tuple[torch.nn.Module, Callable[[], None], int]:
     """(model, timed call, trials per call) for a case {"kind": train|encode|sample, "model", "batch", ...}."""
     size = model_size(case["model"], quick, **case.get("size", {}))
+    device = case.get("device", "cpu")
     if case["kind"] == "train":
-        return (*training_step(size, case["batch"]), case["batch"])
-    if case["kind"] == "encode":
-        return (*encode_call(size, case["batch"]), case["batch"])
-    return (*sampling_call(size, case["batch"], case["sampler"], case["steps"]), case["batch"])
+        model, call = training_step(size, case["batch"], device)
+    elif case["kind"] == "encode":
+        model, call = encode_call(size, case["batch"], device)
+    else:
+        model, call = sampling_call(size, case["batch"], case["sampler"], case["steps"], device)
+    return model, synchronised(call, torch.device(device)), case["batch"]
+
+
+def synchronised(call: Callable[[], None], device: torch.device) -> Callable[[], None]:
+    """``call`` that returns once its GPU kernels have finished (GPU work is queued asynchronously)."""
+    if device.type != "cuda":
+        return call
+
+    def call_and_wait() -> None:
+        call()
+        torch.cuda.synchronize(device)
+
+    return call_and_wait
 
 
 @contextlib.contextmanager
 def variant(model: torch.nn.Module, name: str) -> Iterator[None]:
-    """Run ``model`` with the baseline S4D layers or the current ones."""
+    """Run ``model`` with the baseline S4D layers, the current ones, or the current ones under bfloat16 autocast."""
     if name == "baseline":
         with baseline_layers(model):
+            yield
+    elif name == "bf16":
+        device_type = next(model.parameters()).device.type
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
             yield
     else:
         yield
@@ -236,10 +261,12 @@ def peak_memory_mib(case: dict[str, Any], case_variant: str, quick: bool) -> flo
     so a child of a larger bench process reads the parent's peak and a growth of 0. Elsewhere
     ``ru_maxrss``. (tracemalloc sees only Python's allocator, not torch's.)"""
     model, call, _ = make_case(case, quick)
+    if case.get("device", "cpu").startswith("cuda"):
+        return peak_gpu_memory_mib(model, call, case_variant)
     proc = Path("/proc/self/clear_refs").exists()
     if proc:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-        before = _status_kib("VmRSS")
+        before = _status_kib("VmHWM")  # not VmRSS, which may have grown past the reset mark since
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with variant(model, case_variant):
@@ -247,6 +274,18 @@ def peak_memory_mib(case: dict[str, Any], case_variant: str, quick: bool) -> flo
         call()
     after = _status_kib("VmHWM") if proc else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return (after - before) / 1024.0  # KiB on Linux
+
+
+def peak_gpu_memory_mib(model: torch.nn.Module, call: Callable[[], None], case_variant: str) -> float:
+    """Peak GPU memory two calls add (MiB) over what was allocated before them (torch's CUDA allocator
+    keeps the peak; it can be reset, so GPU cases need no process of their own)."""
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    with variant(model, case_variant):
+        call()
+        call()
+    return (torch.cuda.max_memory_allocated() - before) / 2 ** 20
 
 
 def seconds_per_call(case: dict[str, Any], case_variant: str, repeats: int, quick: bool) -> float:

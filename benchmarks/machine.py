@@ -1,5 +1,5 @@
-"""The machine's own yardsticks, measured in the same run as the benchmarks: fp32 matmul rate
-(the compute roof) and large-copy bandwidth (the memory roof), and a short machine name."""
+"""The machine's own yardsticks, measured in the same run as the benchmarks: the matmul rate (the
+compute roof) and large-copy bandwidth (the memory roof) on the CPU or a GPU, and a short machine name."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import time
 import torch
 
 
-def machine_name() -> str:
-    """A short slug: the GPU's name when CUDA is up, else the CPU model and core count."""
-    if torch.cuda.is_available():
+def machine_name(device: str = "cpu") -> str:
+    """A short slug: the GPU's name for a ``cuda`` device, else the CPU model and core count."""
+    if device != "cpu":
         model = torch.cuda.get_device_name(0)
     else:
         model = platform.processor() or platform.machine()
@@ -27,24 +27,32 @@ def machine_name() -> str:
     return slug[:48] or "unknown"
 
 
-def _median_seconds(call, repeats: int) -> float:
+def _median_seconds(call, repeats: int, device: str) -> float:
+    """Median wall seconds of ``call`` after one untimed call, waiting for a GPU's queued kernels."""
+    def wait() -> None:
+        if device != "cpu":
+            torch.cuda.synchronize(device)
+
     call()
+    wait()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         call()
+        wait()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
 
-def matmul_gflops(size: int = 4096, repeats: int = 3) -> float:
-    """fp32 GFLOP/s of a (size x size) @ (size x size) matmul, median of ``repeats``."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    return 2 * size ** 3 / _median_seconds(lambda: torch.mm(a, b), repeats) / 1e9
+def matmul_gflops(size: int = 4096, repeats: int = 3, device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of a (size x size) @ (size x size) matmul in ``dtype`` (fp32 without TF32: torch's
+    default), median of ``repeats``."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    return 2 * size ** 3 / _median_seconds(lambda: torch.mm(a, b), repeats, device) / 1e9
 
 
-def copy_gbytes_per_s(mib: int = 512, repeats: int = 3) -> float:
+def copy_gbytes_per_s(mib: int = 512, repeats: int = 3, device: str = "cpu") -> float:
     """GB/s of a large tensor copy (bytes read + bytes written), median of ``repeats``."""
-    source = torch.randn(mib * 2 ** 20 // 4)
+    source = torch.randn(mib * 2 ** 20 // 4, device=device)
     target = torch.empty_like(source)
-    return 2 * source.numel() * 4 / _median_seconds(lambda: target.copy_(source), repeats) / 1e9
+    return 2 * source.numel() * 4 / _median_seconds(lambda: target.copy_(source), repeats, device) / 1e9

@@ -1,6 +1,6 @@
 """`make bench`: the speed table of the reference sizes, written to benchmarks/results/ as history.
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [--scaling] [--quality] [--out-dir benchmarks/results]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--scaling] [--quality] [--device cuda] [--out-dir benchmarks/results]
 
 Prints one table and writes ``<out-dir>/<YYYY-MM-DD>-<machine>.json`` (rows, machine, settings):
 
@@ -25,6 +25,11 @@ Prints one table and writes ``<out-dir>/<YYYY-MM-DD>-<machine>.json`` (rows, mac
 - ``--quality``: then runs the training-and-quality benchmarks whose tables benchmarks/README.md
   quotes (:data:`QUALITY`: the Lorenz encoder, the generator with each prediction target, the
   samplers, evaluation, spike history; about an hour on 2 cores), each printing its own table.
+
+``--device cuda`` runs the machine rows (fp32 and bf16 matmul, copy) and the conv, train, encode and
+sample sections on the GPU (:data:`GPU_SECTIONS`; the others time CPU-only paths), with peak memory
+from torch's CUDA allocator and a ``bf16`` column: the current training step under bfloat16
+autocast, against fp32 in the same run.
 
 ``--quick`` runs every case at tiny sizes (the harness test; no figure from it means anything).
 """
@@ -62,7 +67,7 @@ SAMPLERS = [("ddpm", 1000), ("ddim", 10), ("ddim", 25), ("ddim", 50),
             ("dpm-solver++", 10), ("dpm-solver++", 25), ("dpm-solver++", 50)]
 SAMPLE_TRIALS = 64
 COLUMNS = ("section", "case", "batch", "unit", "baseline", "current", "speed-up", "GFLOP/sample", "GFLOP/s",
-           "% matmul", "peak MiB")
+           "% matmul", "peak MiB", "bf16")
 #: The training-and-quality benchmarks whose tables benchmarks/README.md quotes (--quality), in order.
 QUALITY = [("encoder_lorenz.py", []),
            ("generator_lorenz.py", ["--out", "runs/bench-generator-epsilon", "--set", "generator.prediction=epsilon",
@@ -86,7 +91,10 @@ def repeats(quick: bool, expensive: bool = False) -> int:
 
 
 def peak_mib(case: dict[str, Any], variant: str, quick: bool) -> float | None:
-    """The case's peak memory from a fresh process (cases.py memory), None when that process fails."""
+    """The case's peak memory: on the CPU from a fresh process (cases.py memory), None when that
+    process fails; on a GPU from the CUDA allocator's peak, in this process."""
+    if case.get("device", "cpu") != "cpu":
+        return round(cases.peak_memory_mib(case, variant, quick), 1)
     payload = json.dumps({**case, "quick": quick})
     done = subprocess.run([sys.executable, str(HERE / "cases.py"), "memory", payload, variant],
                           capture_output=True, text=True, cwd=HERE.parent, check=False)
@@ -107,6 +115,8 @@ def speed_rows(section: str, case: dict[str, Any], name: str, quick: bool, matmu
     for variant, value in seconds.items():
         row[variant] = significant(trials / value)
         row[f"{variant}_s_per_call"] = value
+    if "bf16" in seconds:
+        row["bf16_speed_up"] = significant(seconds["current"] / seconds["bf16"], 3)
     if "baseline" in seconds:
         row["speed-up"] = significant(seconds["baseline"] / seconds["current"], 3)
     if flops:
@@ -139,9 +149,10 @@ def current_flops(model: Any, call: Any) -> float:
 
 
 def roofline(rows: list[dict[str, Any]]) -> str:
-    """Per training row: the time the GEMM FLOPs need at the measured matmul rate, the time the
-    non-GEMM bytes need at the measured copy bandwidth, and the measured time (seconds per step)."""
-    machine_row = {row["unit"]: row["current"] for row in rows if row["section"] == "machine"}
+    """Per training row: the time the GEMM FLOPs need at the measured (fp32) matmul rate, the time
+    the non-GEMM bytes need at the measured copy bandwidth, and the measured time (seconds per step)."""
+    machine_row = {row["unit"]: row["current"] for row in rows
+                   if row["section"] == "machine" and "bf16" not in row["case"]}
     lines = ["roofline (s/step): GEMM FLOPs / matmul rate, other ops' bytes / copy bandwidth, measured"]
     for row in rows:
         if row["section"] == "train" and "gbytes_other_per_call" in row:
@@ -157,12 +168,12 @@ def roofline(rows: list[dict[str, Any]]) -> str:
 CONVOLUTIONS = [(64, 256, 128), (32, 256, 256), (64, 256, 256), (64, 256, 512), (512, 64, 256)]
 
 
-def convolution_rows(quick: bool) -> list[dict[str, Any]]:
+def convolution_rows(quick: bool, device: str = "cpu") -> list[dict[str, Any]]:
     """Forward + backward of the long convolution alone at each of :data:`CONVOLUTIONS`."""
-    return [convolution_row(*size, quick) for size in ([(2, 4, 16), (2, 4, 32)] if quick else CONVOLUTIONS)]
+    return [convolution_row(*size, quick, device) for size in ([(2, 4, 16), (2, 4, 32)] if quick else CONVOLUTIONS)]
 
 
-def convolution_row(batch: int, channels: int, length: int, quick: bool) -> dict[str, Any]:
+def convolution_row(batch: int, channels: int, length: int, quick: bool, device: str = "cpu") -> dict[str, Any]:
     """The baseline FFT, the current FFT (hand-written adjoint) and the Toeplitz product, alternated;
     "current" is what ``method="auto"`` picks with gradients on."""
     import statistics
@@ -171,13 +182,17 @@ def convolution_row(batch: int, channels: int, length: int, quick: bool) -> dict
 
     from ldns_framework.nn import auto_method, long_convolution
 
-    u = torch.randn(batch, channels, length, requires_grad=True)  # (B, H, L)
-    kernel = torch.randn(channels, length, requires_grad=True)
-    backward = torch.randn(channels, length, requires_grad=True)
-    grad = torch.randn(batch, channels, length)
+    def tensor(*shape: int, grad: bool = True) -> torch.Tensor:
+        return torch.randn(*shape, device=device).requires_grad_(grad)
+
+    u = tensor(batch, channels, length)  # (B, H, L)
+    kernel, backward = tensor(channels, length), tensor(channels, length)
+    grad = tensor(batch, channels, length, grad=False)
+    at = torch.device(device)
     calls = {"baseline": lambda: baseline_fft_convolution(u, kernel, backward).backward(grad),
              "fft": lambda: long_convolution(u, kernel, backward, method="fft").backward(grad),
              "direct": lambda: long_convolution(u, kernel, backward, method="direct").backward(grad)}
+    calls = {name: cases.synchronised(call, at) for name, call in calls.items()}
     times: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():
         call()
@@ -211,11 +226,16 @@ def profile_rows(quick: bool) -> list[dict[str, Any]]:
              "current": significant(100 * shares["current"].get(category, 0.0), 3)} for category in categories]
 
 
-def machine_rows(quick: bool) -> tuple[list[dict[str, Any]], float]:
-    matmul = machine.matmul_gflops(512 if quick else 4096, repeats=1 if quick else 3)
-    copy = machine.copy_gbytes_per_s(16 if quick else 512, repeats=1 if quick else 3)
-    rows = [{"section": "machine", "case": f"matmul {512 if quick else 4096} fp32", "unit": "GFLOP/s", "current": round(matmul, 1)},
-            {"section": "machine", "case": f"copy {16 if quick else 512} MiB", "unit": "GB/s", "current": round(copy, 2)}]
+def machine_rows(quick: bool, device: str = "cpu") -> tuple[list[dict[str, Any]], float]:
+    """The compute and memory roofs on ``device``: fp32 matmul (and bf16 on a GPU) and a large copy."""
+    size, mib, times = (512, 16, 1) if quick else (4096 if device == "cpu" else 8192, 512, 3)
+    matmul = machine.matmul_gflops(size, repeats=times, device=device)
+    copy = machine.copy_gbytes_per_s(mib, repeats=times, device=device)
+    rows = [{"section": "machine", "case": f"matmul {size} fp32", "unit": "GFLOP/s", "current": round(matmul, 1)},
+            {"section": "machine", "case": f"copy {mib} MiB", "unit": "GB/s", "current": round(copy, 2)}]
+    if device != "cpu":
+        bf16 = machine.matmul_gflops(size, repeats=times, device=device, dtype=torch.bfloat16)
+        rows.insert(1, {"section": "machine", "case": f"matmul {size} bf16", "unit": "GFLOP/s", "current": round(bf16, 1)})
     return rows, matmul
 
 
@@ -311,21 +331,26 @@ def allocator_rows(quick: bool) -> list[dict[str, Any]]:
 
 
 SECTIONS = ("conv", "train", "allocator", "profile", "encode", "sample", "spike-history", "evaluate", "startup")
+#: The sections that time the model on a GPU with ``--device cuda``; the others time CPU-only paths
+#: (glibc's allocator, CPU profiles, spike-history sampling and evaluation in numpy, the CLI's start-up).
+GPU_SECTIONS = ("conv", "train", "encode", "sample")
 
 
-def bench(quick: bool, scaling: bool, memory: bool = True, sections: tuple[str, ...] = SECTIONS) -> list[dict[str, Any]]:
+def bench(quick: bool, scaling: bool, memory: bool = True, sections: tuple[str, ...] = SECTIONS,
+          device: str = "cpu") -> list[dict[str, Any]]:
     """Every row of the table: the machine's yardsticks, then ``sections`` in order (and scaling). A
     section that raises leaves a ``failed`` row (and its traceback on stderr); the others still run."""
     kept = keep_freed_memory()
-    print(f"make bench{' --quick' if quick else ''}: {torch.get_num_threads()} torch threads, freed memory "
+    where = torch.cuda.get_device_name(device) if device != "cpu" else f"{torch.get_num_threads()} torch threads"
+    print(f"make bench{' --quick' if quick else ''}: {where}, freed memory "
           f"{'kept' if kept else 'returned (glibc default)'} in this process", flush=True)
-    rows, matmul = machine_rows(quick)
-    runners = {"conv": lambda: convolution_rows(quick),
-               "train": lambda: train_rows(quick, matmul, memory),
+    rows, matmul = machine_rows(quick, device)
+    runners = {"conv": lambda: convolution_rows(quick, device),
+               "train": lambda: train_rows(quick, matmul, memory, device),
                "allocator": lambda: allocator_rows(quick),
                "profile": lambda: profile_rows(quick),
-               "encode": lambda: encode_rows(quick, matmul, memory),
-               "sample": lambda: sample_rows(quick, matmul, memory),
+               "encode": lambda: encode_rows(quick, matmul, memory, device),
+               "sample": lambda: sample_rows(quick, matmul, memory, device),
                "spike-history": lambda: spike_history_rows(quick),
                "evaluate": lambda: evaluate_rows(quick),
                "startup": lambda: startup_rows(quick),
@@ -339,30 +364,33 @@ def bench(quick: bool, scaling: bool, memory: bool = True, sections: tuple[str, 
     return rows
 
 
-def train_rows(quick: bool, matmul: float, memory: bool) -> list[dict[str, Any]]:
+def train_rows(quick: bool, matmul: float, memory: bool, device: str = "cpu") -> list[dict[str, Any]]:
+    """Training steps, baseline against current layer (and, on a GPU, against bf16 autocast)."""
+    variants = cases.VARIANTS if device == "cpu" else cases.ALL_VARIANTS
     rows = []
     for name, batch in TRAIN:
-        rows += speed_rows("train", {"kind": "train", "model": name, "batch": 4 if quick else batch},
-                           name, quick, matmul, memory, flops=True)
+        case = {"kind": "train", "model": name, "batch": 4 if quick else batch, "device": device}
+        rows += speed_rows("train", case, name, quick, matmul, memory, variants=variants, flops=True)
     return rows
 
 
-def encode_rows(quick: bool, matmul: float, memory: bool) -> list[dict[str, Any]]:
+def encode_rows(quick: bool, matmul: float, memory: bool, device: str = "cpu") -> list[dict[str, Any]]:
     rows = []
     for name, batch in ENCODE:
-        rows += speed_rows("encode", {"kind": "encode", "model": name, "batch": batch if not quick else min(batch, 4)},
-                           name, quick, matmul, memory)
+        case = {"kind": "encode", "model": name, "batch": batch if not quick else min(batch, 4), "device": device}
+        rows += speed_rows("encode", case, name, quick, matmul, memory)
     return rows
 
 
-def sample_rows(quick: bool, matmul: float, memory: bool) -> list[dict[str, Any]]:
+def sample_rows(quick: bool, matmul: float, memory: bool, device: str = "cpu") -> list[dict[str, Any]]:
     """Trials/s per sampler and step count on SAMPLE_TRIALS Lorenz trials; DPM-Solver++ 25 also baseline."""
     rows = []
     trials = 4 if quick else SAMPLE_TRIALS
     for sampler, steps in SAMPLERS:
         steps = min(steps, 5) if quick else steps
         both = sampler == "dpm-solver++" and steps in (5, 25)
-        case = {"kind": "sample", "model": "lorenz-denoiser", "batch": trials, "sampler": sampler, "steps": steps}
+        case = {"kind": "sample", "model": "lorenz-denoiser", "batch": trials, "sampler": sampler, "steps": steps,
+                "device": device}
         rows += speed_rows("sample", case, f"lorenz {sampler} {steps if sampler != 'ddpm' else 1000}", quick, matmul,
                            memory, variants=cases.VARIANTS if both else ("current",))
     return rows
@@ -409,13 +437,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def write_results(rows: list[dict[str, Any]], out_dir: Path, settings: dict[str, Any]) -> Path:
     """<out_dir>/<date>-<machine>.json; a second run the same day gets a -2, -3, ... suffix."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{datetime.date.today().isoformat()}-{machine.machine_name()}"
+    stem = f"{datetime.date.today().isoformat()}-{machine.machine_name(settings.get('device', 'cpu'))}"
     path, count = out_dir / f"{stem}.json", 1
     while path.exists():
         count += 1
         path = out_dir / f"{stem}-{count}.json"
     record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine.machine_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "machine": machine.machine_name(settings.get("device", "cpu")), "torch": torch.__version__,
+              "threads": torch.get_num_threads(),
               "load_average_after": os.getloadavg(), "settings": settings, "rows": rows}
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
@@ -437,24 +466,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling", action="store_true", help="add the scaling section (several minutes)")
     parser.add_argument("--quality", action="store_true", help="also train and score the Lorenz pipeline (slow)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-case peak-memory processes")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {','.join(SECTIONS)} (the machine rows always run)")
+    parser.add_argument("--sections", default=None,
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (the machine rows always run; "
+                             f"default: all, or {','.join(GPU_SECTIONS)} with --device cuda)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="where the models run (cuda: the GPU sections on the first GPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--note", default="", help="a remark kept in the results file (e.g. the machine's load)")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
-    unknown = sorted(set(sections) - set(SECTIONS))
+    allowed = SECTIONS if args.device == "cpu" else GPU_SECTIONS
+    sections = allowed if args.sections is None else tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    unknown = sorted(set(sections) - set(allowed))
     if unknown:
-        parser.error(f"--sections: expected names from {', '.join(SECTIONS)}, got {', '.join(unknown)}")
+        parser.error(f"--sections: expected names from {', '.join(allowed)}"
+                     f"{' (with --device cuda)' if args.device != 'cpu' else ''}, got {', '.join(unknown)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device: 'cuda' asked for, but torch finds no CUDA device on this machine")
+    if args.device == "cuda" and (args.scaling or args.quality):
+        parser.error("--scaling and --quality time the CPU; run them without --device cuda")
     load_before = os.getloadavg()
-    rows = bench(args.quick, args.scaling, memory=not args.no_memory, sections=sections)
+    rows = bench(args.quick, args.scaling, memory=not args.no_memory, sections=sections, device=args.device)
     print(format_table(rows))
     if "train" in sections:
         print(roofline(rows))
-    path = write_results(rows, args.out_dir, {"quick": args.quick, "scaling": args.scaling,
+    path = write_results(rows, args.out_dir, {"quick": args.quick, "scaling": args.scaling, "device": args.device,
                                                     "memory": not args.no_memory, "sections": sections,
                                                     "load_average_before": load_before, "note": args.note})
     print(f"results: {path}")

@@ -171,7 +171,8 @@ class Stepped(LatentGenerator):
     def sample(self, n: int, lengths: torch.Tensor, condition: torch.Tensor | None = None,
                generator: torch.Generator | None = None, *, sampler: str | None = None,
                options: Any = None) -> torch.Tensor:
-        noise = torch.randn(n, int(lengths.max()), self.latent_dim, generator=generator)  # (n, T, D)
+        noise = torch.randn(n, int(lengths.max()), self.latent_dim, generator=generator,
+                            device=self.shift.device)  # (n, T, D): the generator is on the model's device
         return self.shift.detach() + noise
 
 

@@ -70,6 +70,30 @@ def test_unknown_section_is_a_usage_error(run_all: types.ModuleType, capsys: pyt
     assert exit_info.value.code == 2 and "--sections" in capsys.readouterr().err
 
 
+def test_gpu_sections_need_a_gpu_and_time_only_the_model(run_all: types.ModuleType, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_all.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(["--device", "cuda"])
+    assert exit_info.value.code == 2 and "--device: 'cuda' asked for, but torch finds no CUDA device" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(["--device", "cuda", "--sections", "train,allocator"])
+    assert exit_info.value.code == 2
+    assert "--sections: expected names from conv, train, encode, sample (with --device cuda), got allocator" in capsys.readouterr().err
+
+
+def test_bf16_variant_runs_the_step_under_autocast_beside_fp32(run_all: types.ModuleType) -> None:
+    cases = run_all.cases
+    model, _, _ = cases.make_case({"kind": "train", "model": "lorenz-denoiser", "batch": 2}, quick=True)
+    with cases.variant(model, "bf16"):
+        assert run_all.torch.is_autocast_enabled("cpu") and run_all.torch.get_autocast_dtype("cpu") == run_all.torch.bfloat16
+    assert not run_all.torch.is_autocast_enabled("cpu")
+    [row] = run_all.speed_rows("train", {"kind": "train", "model": "lorenz-denoiser", "batch": 2}, "denoiser", True,
+                               matmul=1.0, memory=False, variants=cases.ALL_VARIANTS)
+    assert row["bf16"] > 0 and row["current"] > 0 and row["bf16_speed_up"] == pytest.approx(
+        row["current_s_per_call"] / row["bf16_s_per_call"], rel=1e-2)
+
+
 def test_peak_memory_of_a_case_is_measured(run_all: types.ModuleType) -> None:
     case = {"kind": "encode", "model": "lorenz-autoencoder", "batch": 2}
     assert run_all.cases.peak_memory_mib(case, "current", quick=True) >= 0.0
