@@ -1,8 +1,9 @@
 """Frozen copy of the S4D forward pass as it was before the speed work of issue 13 (2026-11-25):
 every S4D layer convolved by FFT (rfft of the input padded to 2L, times the kernel's rfft, irfft)
-and added the skip term D u afterwards. The benchmarks time it beside the current layer, on the
-same model and weights, interleaved in one run, so each speed-up is a ratio measured under the
-same load. Kept verbatim on purpose: it is the yardstick, not code to reuse.
+and added the skip term D u afterwards; the 1x1 channel mixers ran as ``nn.Conv1d`` (now
+:class:`ldns_framework.nn.PointwiseConv1d`, a batched matrix product). The benchmarks time it beside
+the current layers, on the same model and weights, interleaved in one run, so each speed-up is a
+ratio measured under the same load. Kept verbatim on purpose: it is the yardstick, not code to reuse.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldns_framework.nn import S4D, fft_size
+from ldns_framework.nn import S4D, PointwiseConv1d, fft_size
 
 
 def baseline_fft_convolution(u: torch.Tensor, kernel: torch.Tensor, backward: torch.Tensor | None) -> torch.Tensor:
@@ -45,12 +46,16 @@ def baseline_forward(self: S4D, u: torch.Tensor) -> torch.Tensor:
 
 @contextlib.contextmanager
 def baseline_layers(model: nn.Module) -> Iterator[None]:
-    """Within the block every S4D layer of ``model`` runs the frozen baseline forward."""
+    """Within the block every S4D layer of ``model`` runs the frozen baseline forward, and every
+    pointwise layer ``nn.Conv1d``'s."""
     layers = [m for m in model.modules() if isinstance(m, S4D)]
+    pointwise = [m for m in model.modules() if isinstance(m, PointwiseConv1d)]
     for layer in layers:
         layer.forward = types.MethodType(baseline_forward, layer)
+    for layer in pointwise:
+        layer.forward = types.MethodType(nn.Conv1d.forward, layer)
     try:
         yield
     finally:
-        for layer in layers:
+        for layer in layers + pointwise:
             del layer.forward

@@ -100,14 +100,18 @@ def test_peak_memory_of_a_case_is_measured(run_all: types.ModuleType) -> None:
 
 
 def test_baseline_layers_are_swapped_in_and_restored(run_all: types.ModuleType) -> None:
-    from ldns_framework.nn import S4D
+    from torch import nn
+
+    from ldns_framework.nn import S4D, PointwiseConv1d
 
     cases = run_all.cases
     model, _, _ = cases.make_case({"kind": "encode", "model": "lorenz-autoencoder", "batch": 2}, quick=True)
     layer = next(m for m in model.modules() if isinstance(m, S4D))
+    pointwise = next(m for m in model.modules() if isinstance(m, PointwiseConv1d))
     with cases.variant(model, "baseline"):
         assert layer.forward.__func__.__name__ == "baseline_forward"
-    assert "forward" not in vars(layer)
+        assert pointwise.forward.__func__ is nn.Conv1d.forward
+    assert "forward" not in vars(layer) and "forward" not in vars(pointwise)
 
 
 def test_peak_memory_of_a_case_is_measured_in_a_child_of_a_larger_process(run_all: types.ModuleType) -> None:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldns_framework.nn import S4D
+from ldns_framework.nn import S4D, PointwiseConv1d
 
 __all__ = ["Denoiser", "DenoiserBlock", "instance_norm", "timestep_embedding"]
 
@@ -82,7 +82,7 @@ class DenoiserBlock(nn.Module):
         nn.init.zeros_(self.modulation[1].weight)
         nn.init.zeros_(self.modulation[1].bias)
         self.time_mixer = S4D(channels, state_size=state_size, bidirectional=True)
-        self.mlp = nn.Sequential(nn.Conv1d(channels, 2 * channels, 1), nn.GELU(), nn.Conv1d(2 * channels, channels, 1))
+        self.mlp = nn.Sequential(PointwiseConv1d(channels, 2 * channels), nn.GELU(), PointwiseConv1d(2 * channels, channels))
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, T), emb (B, C/4), valid (B, 1, T) float 0/1 or None -> (B, C, T)."""

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ldns_framework import Batch, Encoder, ObservationModel
-from ldns_framework.nn import S4D
+from ldns_framework.nn import S4D, PointwiseConv1d
 from ldns_plugins.s4_autoencoder.calibration import calibration_trials, softplus_bias_shift
 from ldns_plugins.s4_autoencoder.config import NORMS, S4AutoencoderConfig
 
@@ -101,8 +101,8 @@ class ResidualBlock(nn.Module):
         self.time_mixer = S4D(channels, state_size=config.state_size, bidirectional=config.bidirectional,
                               dt_min=config.dt_min, dt_max=config.dt_max, init=config.s4_init)
         self.post_scale = nn.Conv1d(channels, channels, 1, groups=channels)  # per-channel scale and bias
-        self.mlp = nn.Sequential(nn.Conv1d(channels, 2 * channels, 1, bias=False), nn.GELU(),
-                                 nn.Conv1d(2 * channels, channels, 1, bias=False))
+        self.mlp = nn.Sequential(PointwiseConv1d(channels, 2 * channels, bias=False), nn.GELU(),
+                                 PointwiseConv1d(2 * channels, channels, bias=False))
         self.causal = config.norm == "causal"
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
@@ -157,12 +157,12 @@ class S4Autoencoder(Encoder):
     def __init__(self, config: S4AutoencoderConfig | None = None, *, n_neurons: int) -> None:
         super().__init__(config, n_neurons=n_neurons)
         hidden, latent_dim = self.config.hidden, self.config.latent_dim
-        self.encoder_in = nn.Conv1d(n_neurons, hidden, 1)
+        self.encoder_in = PointwiseConv1d(n_neurons, hidden)
         self.encoder_blocks = nn.ModuleList(ResidualBlock(hidden, self.config) for _ in range(self.config.blocks))
         self.bottleneck = nn.Conv1d(hidden, latent_dim, 1, groups=latent_dim)
         self.decoder_in = nn.Conv1d(latent_dim, hidden, 1, groups=latent_dim)
         self.decoder_blocks = nn.ModuleList(ResidualBlock(hidden, self.config) for _ in range(self.config.decoder_blocks))
-        self.decoder_out = nn.Conv1d(hidden, n_neurons, 1)
+        self.decoder_out = PointwiseConv1d(hidden, n_neurons)
 
     @property
     def latent_dim(self) -> int:

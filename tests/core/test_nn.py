@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ldns_framework
 from ldns_framework.nn import (
@@ -14,6 +16,7 @@ from ldns_framework.nn import (
     DIRECT_MIN_BATCH,
     INITS,
     S4D,
+    PointwiseConv1d,
     convolution_operator,
     fft_convolution,
     fft_size,
@@ -142,6 +145,23 @@ def test_direct_and_fft_gradients_agree() -> None:
                                          (u, kernel, backward)))
     for direct, fft in zip(*grads):
         torch.testing.assert_close(direct, fft)
+
+
+@pytest.mark.parametrize("length, forward_taps, backward_taps", [(1, 1, 0), (2, 3, 1), (9, 4, 0), (9, 9, 9), (9, 12, 3)])
+def test_direct_convolution_gradients_pass_gradcheck(length: int, forward_taps: int, backward_taps: int) -> None:
+    """The Toeplitz product's hand-written adjoint (the taps' gradient by FFT), with leading
+    dimensions, kernels shorter or longer than the input, and each input alone requiring a gradient."""
+    u = torch.randn(2, 2, 3, length, dtype=torch.float64, requires_grad=True)  # (..., H, L)
+    kernel = torch.randn(3, forward_taps, dtype=torch.float64, requires_grad=True)
+    backward = torch.randn(3, backward_taps, dtype=torch.float64, requires_grad=True) if backward_taps else None
+
+    def direct(*args: torch.Tensor) -> torch.Tensor:
+        return long_convolution(*args, method="direct")
+
+    inputs = (u, kernel) if backward is None else (u, kernel, backward)
+    assert torch.autograd.gradcheck(direct, inputs)
+    assert torch.autograd.gradcheck(lambda k: direct(u.detach(), k), (kernel,))
+    assert torch.autograd.gradcheck(lambda x: direct(x, kernel.detach()), (u,))
 
 
 @pytest.mark.parametrize("u_shape, kernel_shape", [((2, 3, 9), (3, 9)), ((2, 3, 9), (2, 3, 4)), ((1, 3, 9), (2, 3, 9))])
@@ -434,3 +454,33 @@ def test_next_fast_length_is_scipys_next_fast_len():
     from ldns_framework.nn.fftconv import next_fast_length
 
     assert all(next_fast_length(n) == scipy.fft.next_fast_len(n, real=True) for n in range(1, 5000))
+
+
+# --- pointwise (1x1) convolution --------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(1, 4), channels=st.integers(1, 6), out=st.integers(1, 6), length=st.integers(1, 9),
+       bias=st.booleans())
+def test_pointwise_convolution_is_conv1d_forward_and_backward(batch: int, channels: int, out: int, length: int,
+                                                              bias: bool) -> None:
+    """Same parameters (a checkpoint of either loads into the other), same outputs and gradients."""
+    torch.manual_seed(0)
+    pointwise = PointwiseConv1d(channels, out, bias=bias).double()
+    conv = torch.nn.Conv1d(channels, out, 1, bias=bias).double()
+    conv.load_state_dict(pointwise.state_dict())
+    x = torch.randn(batch, channels, length, dtype=torch.float64)
+    weights = torch.randn(batch, out, length, dtype=torch.float64)
+    grads = []
+    for layer in (pointwise, conv):
+        xi = x.clone().requires_grad_()
+        y = layer(xi)
+        grads.append((y, *torch.autograd.grad((y * weights).sum(), (xi, *layer.parameters()))))
+    for mine, reference in zip(*grads):
+        torch.testing.assert_close(mine, reference)
+
+
+def test_pointwise_convolution_follows_autocast() -> None:
+    layer = PointwiseConv1d(4, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(torch.randn(2, 4, 5).transpose(1, 2).contiguous().transpose(1, 2))  # a non-contiguous input
+    assert y.dtype == torch.bfloat16 and y.shape == (2, 3, 5)
