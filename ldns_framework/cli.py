@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ldns_framework import __version__, limits
-from ldns_framework.errors import LdnsError, shorten
+from ldns_framework.errors import LdnsError, shorten, shown_path
 from ldns_framework.io.paths import output_directory, output_file
 from ldns_framework.rundir import STAGES
 from ldns_framework.spec import apply_overrides, load_spec_file
@@ -207,7 +207,7 @@ def _run_directory(path: str) -> Path:
     """
     out = output_directory(path)
     if out.is_dir() and not (out / "spec.yaml").is_file() and any(out.iterdir()):
-        raise LdnsError(f"--out: {shorten(str(out))} is a non-empty directory that is not a run directory "
+        raise LdnsError(f"--out: {shown_path(out)} is a non-empty directory that is not a run directory "
                         "(no spec.yaml); choose a new or empty directory")
     return out
 
@@ -617,7 +617,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
             traceback.print_exc()
         if exc.errno is None:
             return _internal_error(exc)
-        where = shorten(str(exc.filename)) if exc.filename is not None else "system"
+        where = shown_path(exc.filename) if exc.filename is not None else "system"
         print(f"error: {where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:

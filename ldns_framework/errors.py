@@ -5,7 +5,7 @@ on one line and exits with status 2, without a traceback (``--debug`` shows one)
 
 A message echoes what the user gave, but never whole: a value is shown with :func:`shown` (a
 bounded repr, cheap even for a huge nested structure) and a key or other text with
-:func:`shorten`. As a last guard, ``str()`` of any :class:`LdnsError` is cut to
+:func:`shorten`, a path with :func:`shown_path`. As a last guard, ``str()`` of any :class:`LdnsError` is cut to
 :data:`MAX_LINES` lines of at most :data:`MAX_LINE` characters each.
 """
 
@@ -47,6 +47,15 @@ def shorten(text: Any, limit: int = MAX_ECHO) -> str:
     if not one_line.isprintable():  # line breaks and control characters, escaped as repr does
         one_line = repr(one_line)[1:-1]
     return one_line if len(text) <= limit else f"{one_line[: limit - 20]}... ({len(text)} chars)"
+
+
+def shown_path(path: Any, limit: int = 4 * MAX_ECHO) -> str:
+    """A path for a message: whole up to ``limit`` characters, else its start and its end (the
+    file name is the part a user needs to recognise), on one line."""
+    text = str(path)
+    if len(text) <= limit:
+        return shorten(text, limit)
+    return f"{shorten(text[: limit // 4], limit)}...{shorten(text[-(limit // 2):], limit)}"
 
 
 def shown(value: Any) -> str:

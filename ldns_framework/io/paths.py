@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ldns_framework.errors import LdnsError, shorten
+from ldns_framework.errors import LdnsError, shorten, shown_path
 
 __all__ = ["NEVER_REPLACED", "output_directory", "output_file"]
 
@@ -27,9 +27,9 @@ def _check_ancestors(path: Path, option: str) -> None:
         if not parent.exists():
             continue
         if not parent.is_dir():
-            raise LdnsError(f"{option}: {shorten(str(parent))} is a file, not a directory; choose another path")
+            raise LdnsError(f"{option}: {shown_path(parent)} is a file, not a directory; choose another path")
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise LdnsError(f"{option}: cannot write in {shorten(str(parent))} (permission denied)")
+            raise LdnsError(f"{option}: cannot write in {shown_path(parent)} (permission denied)")
         return
 
 
@@ -38,13 +38,13 @@ def output_file(path: str | os.PathLike, suffixes: tuple[str, ...], option: str 
     path = Path(path)
     expected = " or ".join(suffixes)
     if path.is_dir():
-        raise LdnsError(f"{option}: {shorten(str(path))} is a directory; expected a {expected} file name "
-                        f"such as {shorten(str(path / ('out' + suffixes[0])))}")
+        raise LdnsError(f"{option}: {shown_path(path)} is a directory; expected a {expected} file name "
+                        f"such as {shown_path(path / ('out' + suffixes[0]))}")
     if path.suffix not in suffixes:
         raise LdnsError(f"{option}: expected a file name ending in {expected}, got {shorten(path.name)!r}"
                         f" (for example {shorten(path.stem or 'out')}{suffixes[0]})")
     if path.suffix in NEVER_REPLACED and (path.exists() or path.is_symlink()):
-        raise LdnsError(f"{option}: {shorten(str(path))} already exists; choose another file name or remove it")
+        raise LdnsError(f"{option}: {shown_path(path)} already exists; choose another file name or remove it")
     _check_ancestors(path, option)
     return path
 
@@ -53,6 +53,6 @@ def output_directory(path: str | os.PathLike, option: str = "--out") -> Path:
     """``path`` checked as a directory to create or continue (a run); returns it."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise LdnsError(f"{option}: {shorten(str(path))} is a file; expected a directory")
+        raise LdnsError(f"{option}: {shown_path(path)} is a file; expected a directory")
     _check_ancestors(path, option)
     return path
