@@ -21,7 +21,7 @@ import numpy as np
 
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import LdnsError
-from ldns_framework.io.npz import NpzFile
+from ldns_framework.io.npz import NpzFile, write_npz
 from ldns_framework.io.paths import output_file
 from ldns_framework.rundir import atomic_path
 
@@ -57,7 +57,7 @@ def write_encodings(encoded: Encoded, path: str | Path) -> Path:
               "bin_width_s": np.array(encoded.data.bin_width_s)}
     arrays.update({f"{_COVARIATE}{k}": v for k, v in encoded.data.covariates.items()})
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: numpy adds no suffix
-        np.savez_compressed(handle, **arrays)
+        write_npz(handle, arrays)
     return path
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from ldns_framework.data import SpikeData
 from ldns_framework.errors import DataError, LdnsError, shorten
-from ldns_framework.io.npz import NpzFile
+from ldns_framework.io.npz import NpzFile, write_npz
 from ldns_framework.io.paths import output_file
 from ldns_framework.rundir import atomic_path
 
@@ -112,7 +112,7 @@ def write_samples(samples: Samples, path: str | Path) -> Path:
     if samples.seed is not None:
         arrays["seed"] = np.array(int(samples.seed))
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a handle: numpy adds no suffix
-        np.savez_compressed(handle, **arrays)
+        write_npz(handle, arrays)
     return path
 
 

@@ -7,6 +7,9 @@ import os
 import attrs
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from ldns_framework import LdnsError, SpikeData
 from ldns_framework.io.encodings import Encoded, read_encodings, write_encodings
@@ -124,11 +127,11 @@ def test_bad_output_paths_are_refused_and_nothing_is_written(tmp_path, name, mes
 
 
 def test_a_failed_write_leaves_neither_file_nor_temporary(tmp_path, monkeypatch):
-    def broken(handle, **arrays):
+    def broken(handle, arrays):
         handle.write(b"half")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(np, "savez_compressed", broken)
+    monkeypatch.setattr("ldns_framework.io.samples.write_npz", broken)
     with pytest.raises(OSError, match="No space left"):
         write_samples(samples(), tmp_path / "out" / "s.npz")
     assert list((tmp_path / "out").iterdir()) == []
@@ -163,3 +166,42 @@ def test_an_encodings_file_round_trips(tmp_path):
     np.testing.assert_array_equal(back.data.counts, data.counts)
     assert back.data.lengths.tolist() == [6, 6, 2] and back.data.bin_width_s == 0.05
     np.testing.assert_array_equal(back.data.covariates["angle"], data.covariates["angle"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays=st.dictionaries(
+    st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True),
+    hnp.arrays(st.sampled_from([np.int32, np.int64, np.uint8, np.bool_, np.float32, np.float64, np.complex64]),
+               hnp.array_shapes(min_dims=0, max_dims=3, max_side=5)),
+    max_size=4))
+def test_written_npz_reads_back_exactly_with_floats_stored_and_the_rest_deflated(tmp_path_factory, arrays) -> None:
+    import zipfile
+
+    from ldns_framework.io.npz import NpzFile, write_npz
+
+    path = tmp_path_factory.mktemp("npz") / "a.npz"
+    with open(path, "wb") as handle:
+        write_npz(handle, arrays)
+    with np.load(path) as loaded, NpzFile(path) as archive:
+        assert sorted(loaded.files) == sorted(arrays)
+        for key, value in arrays.items():
+            np.testing.assert_array_equal(loaded[key], value)
+            assert loaded[key].dtype == value.dtype and archive.read(key).dtype == value.dtype
+    with zipfile.ZipFile(path) as archive:
+        for key, value in arrays.items():
+            stored = archive.getinfo(f"{key}.npy").compress_type == zipfile.ZIP_STORED
+            assert stored == (value.dtype.kind in "fc")
+
+
+def test_generated_counts_are_deflated_and_rates_stored(tmp_path) -> None:
+    import zipfile
+
+    counts = np.zeros((4, 50, 3), dtype=np.int64)
+    counts[:, ::7] = 1
+    samples = Samples(counts=counts, rates=np.full(counts.shape, 0.1, np.float32), lengths=np.full(4, 50))
+    path = write_samples(samples, tmp_path / "s.npz")
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo("counts.npy")
+        assert member.compress_type == zipfile.ZIP_DEFLATED and member.compress_size < member.file_size / 10
+        assert archive.getinfo("rates.npy").compress_type == zipfile.ZIP_STORED
+    np.testing.assert_array_equal(read_samples(path).counts, counts)
