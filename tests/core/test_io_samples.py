@@ -13,7 +13,12 @@ from hypothesis.extra import numpy as hnp
 
 from ldns_framework import LdnsError, SpikeData
 from ldns_framework.io.encodings import Encoded, read_encodings, write_encodings
-from ldns_framework.io.samples import Samples, latest_samples, read_samples, write_samples
+from ldns_framework.io.samples import (
+    Samples,
+    latest_samples,
+    read_samples,
+    write_samples,
+)
 
 
 def samples(condition: bool = True) -> Samples:
