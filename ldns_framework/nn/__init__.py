@@ -4,7 +4,8 @@
   eval/no-grad use), the time mixer of the built-in LDNS autoencoder and denoiser.
 - :func:`long_convolution`: causal or bidirectional long convolution along time by the faster exact
   method for the length and batch (a Toeplitz matrix product up to :data:`DIRECT_MAX_LENGTH` bins
-  with at least :data:`DIRECT_MIN_BATCH` trials, else FFT; :func:`auto_method`);
+  with at least :data:`DIRECT_MIN_BATCH` trials (:data:`DIRECT_LONG` for longer inputs with
+  gradients), else FFT; :func:`auto_method`);
   :func:`convolution_operator` prepares it once (a :class:`ConvolutionOperator`) for reuse.
 - :func:`fft_convolution`: the same convolution always by FFT, and :func:`fft_size`, the transform
   size that keeps it linear.
@@ -25,6 +26,7 @@ from ldns_framework.nn.inits import INITS
 #: Public name -> the submodule defining it, imported on first use: importing the package (or its
 #: torch-free ``inits``) does not import torch.
 _EXPORTS = {
+    "DIRECT_LONG": "longconv",
     "DIRECT_MAX_LENGTH": "longconv",
     "DIRECT_MIN_BATCH": "longconv",
     "ConvolutionOperator": "longconv",
@@ -38,7 +40,7 @@ _EXPORTS = {
     "s4d_imag_init": "s4d",
 }
 
-__all__ = ["DIRECT_MAX_LENGTH", "DIRECT_MIN_BATCH", "INITS", "S4D", "ConvolutionOperator", "PointwiseConv1d", "auto_method",
+__all__ = ["DIRECT_LONG", "DIRECT_MAX_LENGTH", "DIRECT_MIN_BATCH", "INITS", "S4D", "ConvolutionOperator", "PointwiseConv1d", "auto_method",
            "convolution_operator", "fft_convolution", "fft_size", "long_convolution", "s4d_imag_init"]
 
 

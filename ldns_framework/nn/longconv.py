@@ -12,7 +12,14 @@ once per eval call), so small batches take the FFT: in an ad-hoc measurement at 
 training pass at batch 32 took 2.3x the FFT's time and one at batch 64 0.73x; in eval mode with the
 matrix cached (quiet machine, one thread, H 64 and 256): 2.8x and 1.6x at batch 16, 0.54x and 0.48x
 at batch 64 (the ``conv`` row at batch 32 and the ``encode`` row at batch 1 of ``make bench`` check
-these choices).
+these choices). Those L = 256 figures came from a heavily loaded machine (load 5.9 on 2 cores); on
+quieter runs the same ``conv`` row read 1.09x, 1.29x and 1.37x the FFT's time at batch 64
+(benchmarks/results/2026-11-25-intel-xeon-2cores-4.json, 2026-11-26-intel-xeon-2cores.json and
+-2), while L = 128 stayed at 0.57-0.87x, and whole training steps at batch 64, alternated, agreed
+(Lorenz denoiser, L 256: 0.14-0.17 s by FFT against 0.19-0.20 s by Toeplitz product; monkey
+autoencoder, L 140: 0.51 s against 0.47 s). So with gradients, inputs longer than
+:data:`DIRECT_LONG` bins need more trials; at batch 128 the product stays ahead (the Lorenz
+autoencoder step took 0.93x the FFT step's time).
 
 Toeplitz form: with w (H, 2L - 1) the taps for lags -(L-1) .. L-1 (zero where a kernel is shorter),
 U[h, i, j] = w[h, i + j] holds lag i + j - (L - 1), so with the input reversed in time, u'_j = u_{L-1-j},
@@ -31,7 +38,7 @@ import torch.nn.functional as F
 
 from ldns_framework.nn.fftconv import check_convolution_inputs, circular_kernel, spectral_convolution
 
-__all__ = ["DIRECT_MAX_LENGTH", "DIRECT_MIN_BATCH", "METHODS", "ConvolutionOperator", "auto_method",
+__all__ = ["DIRECT_LONG", "DIRECT_MAX_LENGTH", "DIRECT_MIN_BATCH", "METHODS", "ConvolutionOperator", "auto_method",
            "convolution_operator", "long_convolution"]
 
 #: Longest input for which "auto" uses the Toeplitz product (measured crossover, module docstring).
@@ -39,14 +46,20 @@ DIRECT_MAX_LENGTH = 256
 #: Fewest trials per call for which "auto" uses the Toeplitz product, (with gradients, without):
 #: building and reading the H L^2 matrix is a fixed cost that a small batch does not repay.
 DIRECT_MIN_BATCH = (64, 32)
+#: (length, trials): with gradients, inputs longer than ``length`` bins take the Toeplitz product
+#: only from ``trials`` trials per call (module docstring).
+DIRECT_LONG = (160, 128)
 METHODS = ("auto", "direct", "fft")
 
 
 def auto_method(length: int, batch: int | None, per_channel: bool = True, grad: bool | None = None) -> str:
     """What "auto" picks for ``batch`` trials (None: any) of ``length`` bins: "direct" for short inputs,
-    per-channel kernels and enough trials (:data:`DIRECT_MIN_BATCH`, by whether gradients are on), else "fft"."""
+    per-channel kernels and enough trials (:data:`DIRECT_MIN_BATCH`, by whether gradients are on, and
+    :data:`DIRECT_LONG`), else "fft"."""
     grad = torch.is_grad_enabled() if grad is None else grad
     min_batch = DIRECT_MIN_BATCH[0] if grad else DIRECT_MIN_BATCH[1]
+    if grad and length > DIRECT_LONG[0]:
+        min_batch = DIRECT_LONG[1]
     if per_channel and length <= DIRECT_MAX_LENGTH and (batch is None or batch >= min_batch):
         return "direct"
     return "fft"

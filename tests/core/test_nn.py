@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 
 import ldns_framework
 from ldns_framework.nn import (
+    DIRECT_LONG,
     DIRECT_MAX_LENGTH,
     DIRECT_MIN_BATCH,
     INITS,
     S4D,
     PointwiseConv1d,
+    auto_method,
     convolution_operator,
     fft_convolution,
     fft_size,
@@ -172,6 +174,15 @@ def test_fft_convolution_gradients_pass_gradcheck_with_broadcasting(u_shape: tup
     kernel = torch.randn(kernel_shape, dtype=torch.float64, requires_grad=True)
     backward = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda *args: fft_convolution(*args), (u, kernel, backward))
+
+
+def test_with_gradients_long_inputs_need_more_trials_for_the_toeplitz_product() -> None:
+    length, trials = DIRECT_LONG
+    assert auto_method(length, DIRECT_MIN_BATCH[0], grad=True) == "direct"
+    assert auto_method(length + 1, DIRECT_MIN_BATCH[0], grad=True) == "fft"
+    assert auto_method(DIRECT_MAX_LENGTH, trials, grad=True) == "direct"
+    assert auto_method(DIRECT_MAX_LENGTH, trials - 1, grad=True) == "fft"
+    assert auto_method(DIRECT_MAX_LENGTH, DIRECT_MIN_BATCH[1], grad=False) == "direct"  # eval: the matrix is cached
 
 
 def test_auto_takes_the_toeplitz_product_for_short_inputs_and_per_channel_kernels() -> None:
