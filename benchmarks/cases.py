@@ -34,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_s4d import baseline_layers
+from machine import synchronised
 
 from ldns_framework import Batch
 from ldns_framework.allocator import keep_freed_memory
@@ -141,19 +142,7 @@ def make_case(case: dict[str, Any], quick: bool) -> tuple[torch.nn.Module, Calla
         model, call = encode_call(size, case["batch"], device)
     else:
         model, call = sampling_call(size, case["batch"], case["sampler"], case["steps"], device)
-    return model, synchronised(call, torch.device(device)), case["batch"]
-
-
-def synchronised(call: Callable[[], None], device: torch.device) -> Callable[[], None]:
-    """``call`` that returns once its GPU kernels have finished (GPU work is queued asynchronously)."""
-    if device.type != "cuda":
-        return call
-
-    def call_and_wait() -> None:
-        call()
-        torch.cuda.synchronize(device)
-
-    return call_and_wait
+    return model, synchronised(call, device), case["batch"]
 
 
 @contextlib.contextmanager

@@ -7,6 +7,8 @@ import platform
 import re
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -27,19 +29,27 @@ def machine_name(device: str = "cpu") -> str:
     return slug[:48] or "unknown"
 
 
-def _median_seconds(call, repeats: int, device: str) -> float:
-    """Median wall seconds of ``call`` after one untimed call, waiting for a GPU's queued kernels."""
-    def wait() -> None:
-        if device != "cpu":
-            torch.cuda.synchronize(device)
+def synchronised(call: Callable[[], Any], device: str | torch.device) -> Callable[[], None]:
+    """``call`` that returns once its GPU kernels have finished (GPU work is queued asynchronously)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return call
 
+    def call_and_wait() -> None:
+        call()
+        torch.cuda.synchronize(device)
+
+    return call_and_wait
+
+
+def _median_seconds(call: Callable[[], Any], repeats: int, device: str) -> float:
+    """Median wall seconds of ``call`` on ``device`` after one untimed call."""
+    call = synchronised(call, device)
     call()
-    wait()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         call()
-        wait()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 

@@ -187,11 +187,10 @@ def convolution_row(batch: int, channels: int, length: int, quick: bool, device:
     u = tensor(batch, channels, length)  # (B, H, L)
     kernel, backward = tensor(channels, length), tensor(channels, length)
     grad = tensor(batch, channels, length, grad=False)
-    at = torch.device(device)
     calls = {"baseline": lambda: baseline_fft_convolution(u, kernel, backward).backward(grad),
              "fft": lambda: long_convolution(u, kernel, backward, method="fft").backward(grad),
              "direct": lambda: long_convolution(u, kernel, backward, method="direct").backward(grad)}
-    calls = {name: cases.synchronised(call, at) for name, call in calls.items()}
+    calls = {name: machine.synchronised(call, device) for name, call in calls.items()}
     times: dict[str, list[float]] = {name: [] for name in calls}
     for call in calls.values():
         call()

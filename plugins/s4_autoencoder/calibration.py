@@ -8,7 +8,7 @@ the training split equals its mean count removes that bias without touching the 
 diffusion model's data) or anything else the decoder learnt.
 
 It is off by default (``calibrate_rates``): generated latents come out slightly under-dispersed
-(DPM-Solver++ and deterministic DDIM shrink their spread by 3-5%), which lowers the high-rate
+(DPM-Solver++ and deterministic DDIM shrink their spread by a few percent), which lowers the high-rate
 neurons' generated rates by a similar amount; the encoder's high bias happens to offset that, so
 calibrating the encoder alone leaves generated rates 2-3% low. Sampling with DPM-Solver++'s SDE form
 (``sample.sde: true``) keeps the latents' spread; with both, the demo's high-rate neurons came out
