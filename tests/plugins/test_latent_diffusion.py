@@ -8,9 +8,11 @@ import math
 import attrs
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plugin_helpers import registered_classes
-from ldns_plugins.latent_diffusion.denoiser import Denoiser, DenoiserBlock, timestep_embedding
+from ldns_plugins.latent_diffusion.denoiser import Denoiser, DenoiserBlock, modulated_instance_norm, timestep_embedding
 from ldns_plugins.latent_diffusion.model import LatentDiffusion, LatentDiffusionConfig, ema_decay
 from ldns_plugins.latent_diffusion.schedule import SAMPLERS, DdimOptions, DpmSolverOptions, NoiseSchedule, run_sampler
 
@@ -73,6 +75,39 @@ def test_untrained_block_is_the_identity() -> None:
     torch.testing.assert_close(block(x, emb), x, rtol=0, atol=0)
     valid = lengths_mask([T, 20, 5])[:, None].float()  # (B, 1, T)
     torch.testing.assert_close(block(x, emb, valid), x, rtol=0, atol=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=st.integers(1, 3), channels=st.integers(1, 5), length=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_modulated_instance_norm_is_the_norm_then_the_modulation(batch: int, channels: int, length: int,
+                                                                 seed: int) -> None:
+    """The fused batch-norm path (no padding) and the masked path both equal, forward and backward,
+    norm(x) (1 + scale) + shift with the biased variance over time; with a mask, over valid bins only."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, channels, length, generator=gen, dtype=torch.float64, requires_grad=True)
+    shift = torch.randn(batch, channels, 1, generator=gen, dtype=torch.float64, requires_grad=True)
+    scale = torch.randn(batch, channels, 1, generator=gen, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(batch, channels, length, generator=gen, dtype=torch.float64)
+
+    def expected(valid: torch.Tensor) -> torch.Tensor:
+        count = valid.sum(-1, keepdim=True)
+        mean = (x * valid).sum(-1, keepdim=True) / count
+        var = ((x - mean) ** 2 * valid).sum(-1, keepdim=True) / count
+        return (x - mean) / torch.sqrt(var + 1e-5) * (1 + scale) + shift
+
+    def value_and_grads(out: torch.Tensor, valid: torch.Tensor) -> list[torch.Tensor]:
+        return [out * valid, *torch.autograd.grad((out * valid * weights).sum(), (x, shift, scale))]
+
+    everywhere = torch.ones(batch, 1, length, dtype=torch.float64)
+    reference = value_and_grads(expected(everywhere), everywhere)
+    for valid in (None, everywhere):  # the fused path, and the masked one with nothing masked
+        for got, want in zip(value_and_grads(modulated_instance_norm(x, shift, scale, valid), everywhere), reference):
+            torch.testing.assert_close(got, want)
+    lengths = torch.randint(1, length + 1, (batch,), generator=gen)
+    valid = (torch.arange(length)[None, :] < lengths[:, None]).to(torch.float64)[:, None]  # (B, 1, T)
+    for got, want in zip(value_and_grads(modulated_instance_norm(x, shift, scale, valid), valid),
+                         value_and_grads(expected(valid), valid)):
+        torch.testing.assert_close(got, want)
 
 
 def test_timestep_embedding() -> None:
