@@ -71,6 +71,13 @@ def s4d_imag_init(init: str, state_size: int) -> torch.Tensor:
     raise ValueError(f"init: expected one of {INITS}, got {init!r}")
 
 
+def _complex_exp(z: torch.Tensor) -> torch.Tensor:
+    """exp(z) = e^Re z (cos Im z + i sin Im z) from real exp, cos and sin, which torch vectorises on
+    the CPU where its complex exp is not: the kernel's exps, forward and backward, 1.6x faster (ad hoc,
+    H 128, 2 threads)."""
+    return torch.polar(z.real.exp(), z.imag)
+
+
 class S4D(nn.Module):
     """Diagonal S4 layer, Eq. (1)-(2): u (B, H, L) -> y (B, H, L); causal unless ``bidirectional``.
 
@@ -180,8 +187,8 @@ class S4D(nn.Module):
         # Vandermonde factored as z^(b k + j) = z^(b k) z^j with b ~ sqrt(L): 2 sqrt(L) complex exps
         # per mode instead of L (the exps, not the product, dominate the cost; ~10x faster at L = 512).
         block = math.isqrt(length - 1) + 1  # b, with b^2 >= L
-        inner = torch.exp(dt_a[..., None] * torch.arange(block, device=a.device))  # (H, N/2, b): powers j
-        outer = torch.exp(dt_a[..., None] * torch.arange(0, length, block, device=a.device))  # (H, N/2, K): powers b k
+        inner = _complex_exp(dt_a[..., None] * torch.arange(block, device=a.device))  # (H, N/2, b): powers j
+        outer = _complex_exp(dt_a[..., None] * torch.arange(0, length, block, device=a.device))  # (H, N/2, K): powers b k
         kernel = torch.einsum("dhnk,hnj->dhkj", c[..., None] * outer, inner)  # (dir, H, K, b): power b k + j
         return 2.0 * kernel.flatten(-2)[..., :length].real  # (dir, H, L)
 

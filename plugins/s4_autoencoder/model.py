@@ -113,7 +113,9 @@ class ResidualBlock(nn.Module):
         """
         shift_tm, scale_tm, shift_cm, scale_cm = self.modulation.chunk(4, dim=1)  # each (1, C, 1)
         y = self._modulated_norm(x, valid, shift_tm, scale_tm)  # (B, C, T)
-        x = x + self.post_scale(F.gelu(self.time_mixer(y if valid is None else y * valid)))  # (B, C, T)
+        mixed = F.gelu(self.time_mixer(y if valid is None else y * valid))  # (B, C, T)
+        # post_scale is a per-channel affine: one addcmul, not oneDNN's slower depthwise convolution
+        x = x + torch.addcmul(self.post_scale.bias[:, None], self.post_scale.weight[:, 0], mixed)  # (B, C, T)
         return x + self.mlp(self._modulated_norm(x, valid, shift_cm, scale_cm))  # (B, C, T)
 
     def _modulated_norm(self, x: torch.Tensor, valid: torch.Tensor | None, shift: torch.Tensor,
