@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 
 import attrs
 import numpy as np
@@ -13,12 +14,8 @@ from hypothesis.extra import numpy as hnp
 
 from ldns_framework import LdnsError, SpikeData
 from ldns_framework.io.encodings import Encoded, read_encodings, write_encodings
-from ldns_framework.io.samples import (
-    Samples,
-    latest_samples,
-    read_samples,
-    write_samples,
-)
+from ldns_framework.io.npz import NpzFile, write_npz
+from ldns_framework.io.samples import Samples, latest_samples, read_samples, write_samples
 
 
 def samples(condition: bool = True) -> Samples:
@@ -180,10 +177,6 @@ def test_an_encodings_file_round_trips(tmp_path):
                hnp.array_shapes(min_dims=0, max_dims=3, max_side=5)),
     max_size=4))
 def test_written_npz_reads_back_exactly_with_floats_stored_and_the_rest_deflated(tmp_path_factory, arrays) -> None:
-    import zipfile
-
-    from ldns_framework.io.npz import NpzFile, write_npz
-
     path = tmp_path_factory.mktemp("npz") / "a.npz"
     with open(path, "wb") as handle:
         write_npz(handle, arrays)
@@ -199,8 +192,6 @@ def test_written_npz_reads_back_exactly_with_floats_stored_and_the_rest_deflated
 
 
 def test_generated_counts_are_deflated_and_rates_stored(tmp_path) -> None:
-    import zipfile
-
     counts = np.zeros((4, 50, 3), dtype=np.int64)
     counts[:, ::7] = 1
     samples = Samples(counts=counts, rates=np.full(counts.shape, 0.1, np.float32), lengths=np.full(4, 50))
